@@ -80,8 +80,8 @@ class SourceError(ValueError):
     """A whole input file that no reader fits (unknown source name, unrecognised schema)."""
 
 
-class _Unusable(Exception):
-    """Raised inside a reader; turned into an UnusableRecord at the record boundary."""
+class UnusableError(ValueError):
+    """Why a record cannot be used; readers raise it, ``convert_record`` turns it into an UnusableRecord."""
 
 
 # --------------------------------------------------------------------------- field access
@@ -92,12 +92,12 @@ def _field(record: dict[str, Any], *path: str, kind: type | tuple[type, ...] = s
     value: Any = record
     for depth, key in enumerate(path):
         if not isinstance(value, dict) or key not in value or value[key] is None:
-            raise _Unusable(f"missing field {'.'.join(path[:depth + 1])!r}")
+            raise UnusableError(f"missing field {'.'.join(path[:depth + 1])!r}")
         value = value[key]
     if not isinstance(value, kind):
-        raise _Unusable(f"field {'.'.join(path)!r} is a {type(value).__name__}")
+        raise UnusableError(f"field {'.'.join(path)!r} is a {type(value).__name__}")
     if isinstance(value, str) and not value.strip():
-        raise _Unusable(f"field {'.'.join(path)!r} is empty")
+        raise UnusableError(f"field {'.'.join(path)!r} is empty")
     return value
 
 
@@ -112,7 +112,7 @@ def _record_id(record: dict[str, Any], key: str, source: str, line_no: int) -> s
 def read_gsm8k(record: dict[str, Any], record_id: str) -> SourceTask:
     solution = _field(record, "answer")
     if "####" not in solution:
-        raise _Unusable("field 'answer' has no '#### <answer>' line")
+        raise UnusableError("field 'answer' has no '#### <answer>' line")
     steps_text, _, final = solution.partition("####")
     steps = []
     for line in steps_text.strip().split("\n"):
@@ -122,7 +122,7 @@ def read_gsm8k(record: dict[str, Any], record_id: str) -> SourceTask:
             steps.append(step.strip())
     answer = final.strip().replace(",", "")
     if not steps or not answer:
-        raise _Unusable("no solution steps or no final answer")
+        raise UnusableError("no solution steps or no final answer")
     return SourceTask(record_id, _field(record, "question").strip(), " ".join(steps), answer, record, "gsm8k")
 
 
@@ -145,7 +145,7 @@ def read_prm800k(record: dict[str, Any], record_id: str) -> SourceTask:
 
 def strategyqa_evidence(record: dict[str, Any]) -> list[list[str]]:
     """Paragraph ids cited by each decomposition step, from the first annotator without a
-    ``no_evidence`` step (an ``operation`` step cites nothing). Raises ``_Unusable``."""
+    ``no_evidence`` step (an ``operation`` step cites nothing). Raises ``UnusableError``."""
     decomposition = _field(record, "decomposition", kind=list)
     annotators = _field(record, "evidence", kind=list)
     for annotation in annotators:
@@ -153,7 +153,7 @@ def strategyqa_evidence(record: dict[str, Any]) -> list[list[str]]:
                 not isinstance(step, list) or "no_evidence" in step for step in annotation):
             continue
         if len(annotation) != len(decomposition):
-            raise _Unusable(f"evidence has {len(annotation)} steps, decomposition {len(decomposition)}")
+            raise UnusableError(f"evidence has {len(annotation)} steps, decomposition {len(decomposition)}")
         cited = []
         for step in annotation:
             ids: list[str] = []
@@ -162,7 +162,7 @@ def strategyqa_evidence(record: dict[str, Any]) -> list[list[str]]:
                     ids += [str(i) for i in item if str(i) not in ids]
             cited.append(ids)
         return cited
-    raise _Unusable("every annotator's evidence has a 'no_evidence' step")
+    raise UnusableError("every annotator's evidence has a 'no_evidence' step")
 
 
 def read_strategyqa(record: dict[str, Any], record_id: str) -> SourceTask:
@@ -181,21 +181,21 @@ def read_strategyqa(record: dict[str, Any], record_id: str) -> SourceTask:
 
 
 def musique_hops(record: dict[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """``(hop, supporting paragraph)`` pairs of a MuSiQue record. Raises ``_Unusable``."""
+    """``(hop, supporting paragraph)`` pairs of a MuSiQue record. Raises ``UnusableError``."""
     paragraphs = {p.get("idx"): p for p in _field(record, "paragraphs", kind=list) if isinstance(p, dict)}
     hops = _field(record, "question_decomposition", kind=list)
     if not hops:
-        raise _Unusable("empty question_decomposition")
+        raise UnusableError("empty question_decomposition")
     pairs = []
     for number, hop in enumerate(hops, start=1):
         if not isinstance(hop, dict) or not str(hop.get("question") or "").strip():
-            raise _Unusable(f"hop {number} has no question")
+            raise UnusableError(f"hop {number} has no question")
         support = hop.get("paragraph_support_idx")
         if support is None:
-            raise _Unusable(f"hop {number} has no supporting paragraph")
+            raise UnusableError(f"hop {number} has no supporting paragraph")
         paragraph = paragraphs.get(support)
         if paragraph is None or not str(paragraph.get("paragraph_text") or "").strip():
-            raise _Unusable(f"hop {number} cites paragraph {support!r}, which is absent or empty")
+            raise UnusableError(f"hop {number} cites paragraph {support!r}, which is absent or empty")
         pairs.append((hop, paragraph))
     return pairs
 
@@ -220,7 +220,7 @@ def read_musique(record: dict[str, Any], record_id: str) -> SourceTask:
 def read_mind2web(record: dict[str, Any], record_id: str) -> SourceTask:
     reprs = _field(record, "action_reprs", kind=list)
     if not reprs or not all(isinstance(r, str) and r.strip() for r in reprs):
-        raise _Unusable("action_reprs is empty or holds a non-text step")
+        raise UnusableError("action_reprs is empty or holds a non-text step")
     return SourceTask(record_id, _field(record, "confirmed_task").strip(), "; ".join(reprs), None, record,
                       "mind2web")
 
@@ -261,7 +261,7 @@ def convert_record(record: SourceRecord, source: str) -> SourceTask | UnusableRe
     record_id = _record_id(record.data, id_key, source, record.line_no) if id_key else f"{source}-{record.line_no}"
     try:
         return reader(record.data, record_id)
-    except _Unusable as problem:
+    except UnusableError as problem:
         return UnusableRecord(record_id, str(problem), record.path, record.line_no)
 
 

@@ -43,10 +43,9 @@ def parse_args(argv: list[str] | None = None) -> ConversionConfig:
             domain=args.domain, data_fn=args.data_fn, convert_all=args.convert_all, st_idx=args.st_idx,
             ed_idx=args.ed_idx, backend=args.backend, verify=args.verify, keep=keep, output_dir=args.output_dir,
             limit=args.limit, retry_failed=args.retry_failed, model=args.model, base_url=args.base_url,
-            concurrency=args.concurrency)
+            concurrency=args.concurrency, progress=not args.no_progress)
     except ValueError as error:
         parser.error(str(error))
-    config.progress = not args.no_progress  # type: ignore[attr-defined]
     return config
 
 
@@ -59,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    summary = run_conversion(config, convert, verify, progress=getattr(config, "progress", True))
+    summary = run_conversion(config, convert, verify)
     for line in summary.lines():
         print(line)
     print(f"output: {config.output_path}")

@@ -167,7 +167,10 @@ def code_version() -> str:
 
 def write_run_info(directory: str | os.PathLike, config: dict[str, Any],
                    packages: Iterable[str] = ("torch", "transformers", "sympy", "openai")) -> Path:
-    """Write ``run.json`` (config, code version, package versions) beside a job's outputs."""
+    """Write the run record (config, code version, package versions) beside a job's outputs.
+
+    ``directory`` is a folder (``run.json`` goes inside) or a file name ending in ``.json``.
+    """
     versions = {}
     for name in packages:
         try:
@@ -182,7 +185,9 @@ def write_run_info(directory: str | os.PathLike, config: dict[str, Any],
         "packages": versions,
         "written_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    path = Path(directory) / "run.json"
+    path = Path(directory)
+    if path.suffix != ".json":
+        path = path / "run.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(info, indent=2, default=str) + "\n", encoding="utf-8")
     return path

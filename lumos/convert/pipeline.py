@@ -41,6 +41,7 @@ class ConversionConfig:
     model: str = "gpt-4"
     base_url: str | None = None
     concurrency: int = 8
+    progress: bool = True
 
     def __post_init__(self) -> None:
         if self.domain not in DOMAINS:
@@ -139,8 +140,7 @@ def record_id(config: ConversionConfig, item: SourceRecord | BadRecord) -> str:
     return f"{config.source_name}:{item.line_no}"
 
 
-def run_conversion(config: ConversionConfig, convert: RecordConverter, verify: Verifier | None = None,
-                   progress: bool = True) -> Summary:
+def run_conversion(config: ConversionConfig, convert: RecordConverter, verify: Verifier | None = None) -> Summary:
     """Convert every selected record not already done; append results and failures."""
     from tqdm import tqdm
 
@@ -148,11 +148,11 @@ def run_conversion(config: ConversionConfig, convert: RecordConverter, verify: V
     started = time.perf_counter()
     if config.retry_failed and config.failed_path.exists():
         config.failed_path.unlink()
-    write_run_info(config.output_path.parent / f"{config.output_path.stem}.run", asdict(config))
+    write_run_info(config.output_path.with_name(config.output_path.stem + ".run.json"), asdict(config))
     with JsonlStore(config.output_path) as output, JsonlStore(config.failed_path) as failed:
         items = list(_selected(config))
         todo = 0
-        for _, item in tqdm(items, disable=not progress, desc=f"converting {config.source_name}",
+        for _, item in tqdm(items, disable=not config.progress, desc=f"converting {config.source_name}",
                             unit="rec"):
             summary.total += 1
             rid = record_id(config, item)

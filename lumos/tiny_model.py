@@ -1,0 +1,111 @@
+"""The embedded default model: a small LLaMA-architecture model and a tokenizer trained on the data.
+
+When no base model is given (``MODEL=tiny``), training starts from a randomly initialised
+``LlamaForCausalLM`` of a few million parameters and a byte-level BPE tokenizer trained on the
+training conversations themselves. Both are saved like any Hugging Face checkpoint, so every later
+step (fine-tuning, merging, inference) loads them with ``from_pretrained``.
+
+The tokenizer follows LLaMA-2 + Tulu conventions: ``<s>`` is added in front of every encoded text,
+``</s>`` ends each assistant turn, ``<unk>`` and ``<pad>`` exist, numbers are split into single
+digits (as LLaMA's sentencepiece model does), and the chat markers ``<|user|>``, ``<|assistant|>``,
+``<|system|>`` are single tokens that decoding keeps.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable
+
+from lumos.prompts import ROLE_HEADERS
+
+if TYPE_CHECKING:  # heavy imports stay lazy
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
+
+BOS, EOS, UNK, PAD = "<s>", "</s>", "<unk>", "<pad>"
+SPECIAL_TOKENS = (UNK, BOS, EOS, PAD)
+CHAT_MARKERS = tuple(header.strip() for header in ROLE_HEADERS.values())
+
+
+@dataclass(frozen=True)
+class TinyModelConfig:
+    """Size of the tiny model; the defaults train a few hundred steps on a CPU in minutes."""
+
+    vocab_size: int = 4000
+    hidden_size: int = 256
+    intermediate_size: int = 688
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} must be divisible by "
+                             f"num_attention_heads {self.num_attention_heads}")
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(f"num_attention_heads {self.num_attention_heads} must be a multiple of "
+                             f"num_key_value_heads {self.num_key_value_heads}")
+        if self.vocab_size < 300:
+            raise ValueError(f"vocab_size {self.vocab_size} is below the 256 byte symbols plus specials")
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000) -> "PreTrainedTokenizerFast":
+    """Train a byte-level BPE tokenizer (digits split singly) on ``texts``; returns a fast tokenizer."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE(unk_token=UNK))
+    tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+    ])
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    # Chat markers are whole tokens but not "special": decoding keeps them, like the text they are.
+    tokenizer.add_tokens([AddedToken(marker, special=False, normalized=False) for marker in CHAT_MARKERS])
+    bos_id = tokenizer.token_to_id(BOS)
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, unk_token=UNK, pad_token=PAD,
+        add_bos_token=True, add_eos_token=False, model_max_length=1 << 20)
+
+
+def build_tiny_model(tokenizer: "PreTrainedTokenizerFast", config: TinyModelConfig | None = None,
+                     seed: int = 0) -> "LlamaForCausalLM":
+    """A randomly initialised ``LlamaForCausalLM`` whose vocabulary matches ``tokenizer``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    size = asdict(config or TinyModelConfig())
+    size["vocab_size"] = len(tokenizer)
+    llama_config = LlamaConfig(
+        **size,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+        rms_norm_eps=1e-5,
+    )
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(llama_config)
+
+
+def build_tiny_checkpoint(texts: Iterable[str], output_dir: str | Path,
+                          config: TinyModelConfig | None = None, seed: int = 0) -> Path:
+    """Train a tokenizer on ``texts``, build the tiny model, save both to ``output_dir``."""
+    config = config or TinyModelConfig()
+    tokenizer = train_tokenizer(texts, vocab_size=config.vocab_size)
+    model = build_tiny_model(tokenizer, config, seed=seed)
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(output_dir)
+    model.save_pretrained(output_dir)
+    return output_dir

@@ -1,0 +1,121 @@
+"""A local transformers causal LM behind the batched interface.
+
+Loaded once per run. Prompts are sorted by token length and generated in left-padded batches
+(outputs come back in input order); decoding is greedy; each row stops at its own first stop
+string (the first newline of the answer by default) or EOS: a finished row is frozen (it only
+receives padding) and the batch ends as soon as every row is done.
+
+Special tokens: ``add_special_tokens=True`` (default) prepends BOS as training did (tulu
+style); ``False`` tokenises the text exactly as given, as the original evaluation scripts did.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from lumos.llm.base import DEFAULT_STOP, GenerationError, Generator, Usage, truncate_at_stop
+
+
+def _stopping_criteria_class():
+    from transformers import StoppingCriteria
+
+    class StopStringsPerRow(StoppingCriteria):
+        """Marks a row done once its generated text contains a stop string (checked on decoded text,
+        so a stop string split across tokens is still found)."""
+
+        def __init__(self, tokenizer, stop: Sequence[str], prompt_length: int, batch_size: int):
+            self.tokenizer = tokenizer
+            self.stop = [s for s in stop if s]
+            self.prompt_length = prompt_length
+            self.done = [False] * batch_size
+
+        def __call__(self, input_ids, scores, **kwargs):
+            import torch
+
+            for row in range(input_ids.shape[0]):
+                if not self.done[row]:
+                    text = self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
+                    self.done[row] = any(s in text for s in self.stop)
+            return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+    return StopStringsPerRow
+
+
+class HFGenerator(Generator):
+    """Greedy batched generation with a loaded ``model`` and ``tokenizer`` (see ``from_pretrained``)."""
+
+    thread_safe = False
+
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_special_tokens: bool = True):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.add_special_tokens = add_special_tokens
+        self.usage = Usage()
+        self.pad_token_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
+                                  if t is not None), None)
+        if self.pad_token_id is None:
+            raise ValueError("the tokenizer has no pad, eos or unk token to pad batches with")
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str | Path, *, device: str | None = None, dtype: str | None = None,
+                        batch_size: int = 16, add_special_tokens: bool = True) -> "HFGenerator":
+        """Load once: bf16 on GPU, float32 on CPU unless ``dtype`` ("bfloat16", "float16", "float32") says otherwise."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if dtype is None:
+            torch_dtype = torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+        elif dtype in ("bfloat16", "float16", "float32"):
+            torch_dtype = getattr(torch, dtype)
+        else:
+            raise ValueError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
+        tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
+        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=torch_dtype).to(device)
+        return cls(model, tokenizer, batch_size=batch_size, add_special_tokens=add_special_tokens)
+
+    @property
+    def eos(self) -> str:
+        """The EOS text, as ``lumos.prompts.render_prompt`` needs it."""
+        return self.tokenizer.eos_token or ""
+
+    def try_generate(self, prompts: Sequence[str], *, stop: list[str] | None = None,
+                     max_new_tokens: int = 256) -> list[str | GenerationError]:
+        """Greedy continuations; ``stop=None`` stops each row at its first newline, ``[]`` only at EOS."""
+        stop = list(DEFAULT_STOP) if stop is None else list(stop)
+        encoded = self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
+        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
+        results: list[str | GenerationError] = [""] * len(prompts)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start:start + self.batch_size]
+            texts = self._generate_batch([encoded[i] for i in rows], stop, max_new_tokens)
+            for i, text in zip(rows, texts):
+                results[i] = text
+        return results
+
+    def _generate_batch(self, sequences: list[list[int]], stop: list[str], max_new_tokens: int) -> list[str]:
+        import torch
+        from transformers import GenerationConfig, StoppingCriteriaList
+
+        width = max(len(s) for s in sequences)
+        input_ids = torch.tensor([[self.pad_token_id] * (width - len(s)) + s for s in sequences])
+        attention_mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in sequences])
+        device = self.model.device
+        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                  pad_token_id=self.pad_token_id, eos_token_id=self.tokenizer.eos_token_id,
+                                  bos_token_id=self.tokenizer.bos_token_id)
+        criteria = StoppingCriteriaList()
+        if stop:
+            criteria.append(_stopping_criteria_class()(self.tokenizer, stop, width, len(sequences)))
+        output = self.model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device),
+                                     generation_config=config, stopping_criteria=criteria)
+        generated = output[:, width:]
+        texts = [truncate_at_stop(self.tokenizer.decode(row, skip_special_tokens=True), stop) for row in generated]
+        self.usage.requests += len(sequences)
+        self.usage.prompt_tokens += sum(len(s) for s in sequences)
+        self.usage.completion_tokens += int((generated != self.pad_token_id).sum())
+        return texts

@@ -1,0 +1,164 @@
+"""lumos.prompts against conversations written by hand from FORMAT.md §3, byte for byte."""
+
+from __future__ import annotations
+
+import pytest
+
+from lumos.format import FormatError, parse_plan
+from lumos.prompts import (
+    ground_messages, parse_planner_reply, plan_messages, render_chat, render_prompt, split_onetime_plan,
+)
+
+TASK = "Janet's ducks lay 16 eggs per day. How much does she make?"
+PLAN = parse_plan("""Subgoal 1: Calculate how many eggs Janet sells each day.
+Action 1-1: R1 = Calculator(16 - 3 - 4) = 9
+
+Subgoal 2: Calculate how much she makes at the market.
+Action 2-1: Output = Calculator(R1 * 2) = 18.""")
+
+MATHS_BLOCK = (
+    "Please ground the given subgoal to corresponding executable actions for solving the given task. "
+    "The grounded actions must be the one in available action list.\n\n"
+    "The available action list is 'Calculator', 'SetEquation', 'SolveEquation', 'Count', 'SolveInequality', "
+    "'Code', and 'Define'.\n"
+    "Calculator(formula): Calculate the input formula; SetEquation(equation): Set up an equation to be solved; "
+    "SolveEquation(equation): Solve the previous set equation; Count(list): Count the number of elements in the "
+    "given list; SolveInequality(inequality): Solve the previous set inequality; Code(pseudo_code): Generate a "
+    "Python function that corresponds to the pseudo code; Define(variable/number): Define a variable or a number "
+    "for latter usage.\n\n"
+)
+QA_BLOCK = (
+    "Please ground the given subgoal to corresponding executable actions for solving the given task. "
+    "The grounded actions must be the one in available action list.\n\n"
+    "The available action list is 'KnowledgeQuery', 'ParagraphRetrieve', 'QA', 'Calculator', and 'Code'.\n"
+    "Calculator(formula): Calculate the input formula; KnowledgeQuery(query): Capture the relevant webpages "
+    "according to the query; ParagraphRetrieve(context, query): Given a query, retrieve the most relevant "
+    "paragraphs from the given context; QA(context, query): Given context, answer the given query; "
+    "Calculator(formula): Calculate the input formula; Code(pseudo_code): Generate a Python function that "
+    "corresponds to the pseudo code.\n\n"
+)
+WEB_BLOCK = (
+    "Please ground the given subgoal to corresponding executable actions for solving the given task. "
+    "The grounded actions must be the one in available action list.\n\n"
+    "The available action list is 'CLICK', 'TYPE', 'SELECT'.\n"
+    "CLICK(Env, Query): Click the relevant html region in Env according to Query; TYPE(Env, Query, Text): Type "
+    "Text into the relevant html region in Env according to Query; SELECT(Env, Query, Text): Select the value "
+    "Text of the relevant selection box in Env according to Query.\n\n"
+)
+PLAN_FIRST = ("Please provide a reasonable subgoal-based plan to solve the given task.\nTask: " + TASK
+              + "; Initial Environment Description: None.")
+
+
+def test_plan_iterative_maths():
+    assert plan_messages(TASK, PLAN, "maths", "iterative") == [
+        {"role": "user", "content": PLAN_FIRST},
+        {"role": "assistant", "content": "Subgoal 1: Calculate how many eggs Janet sells each day."},
+        {"role": "user", "content": "The executed result for Subgoal 1 is 9. Should we stop planning?"},
+        {"role": "assistant", "content": "No, I will keep planning. Subgoal 2: Calculate how much she makes at the market."},
+        # trailing '.' of the result "18." is stripped
+        {"role": "user", "content": "The executed result for Subgoal 2 is 18. Should we stop planning?"},
+        {"role": "assistant", "content": "Yes, I will stop planning."},
+    ]
+
+
+def test_plan_onetime_maths():
+    assert plan_messages(TASK, PLAN, "maths", "onetime") == [
+        {"role": "user", "content": PLAN_FIRST},
+        {"role": "assistant", "content": "Subgoal 1: Calculate how many eggs Janet sells each day.; "
+                                         "Subgoal 2: Calculate how much she makes at the market."},
+    ]
+
+
+def test_ground_iterative_and_onetime_maths():
+    assert ground_messages(TASK, PLAN, "maths", "iterative") == [
+        {"role": "user", "content": MATHS_BLOCK + "Task: " + TASK + " \n"
+                                    "Subgoal to be grounded: Subgoal 1: Calculate how many eggs Janet sells each day.\n"},
+        {"role": "assistant", "content": "R1 = Calculator(16 - 3 - 4)"},
+        {"role": "user", "content": "Subgoal to be grounded: Subgoal 2: Calculate how much she makes at the market.\n"},
+        {"role": "assistant", "content": "R2 = Calculator(R1 * 2)"},
+    ]
+    assert ground_messages(TASK, PLAN, "maths", "onetime") == [
+        {"role": "user", "content": MATHS_BLOCK + "Task: " + TASK + " \n"
+                                    "Subgoals to be grounded: Subgoal 1: Calculate how many eggs Janet sells each day.; "
+                                    "Subgoal 2: Calculate how much she makes at the market.\n"},
+        {"role": "assistant", "content": "R1 = Calculator(16 - 3 - 4); R2 = Calculator(R1 * 2)"},
+    ]
+
+
+def test_ground_iterative_complex_qa_carries_earlier_results():
+    plan = parse_plan("""Subgoal 1: Obtain the nationality of Scott Derrickson.
+Action 1-1: R1 = KnowledgeQuery(Scott Derrickson) = WikipediaPage(Scott Derrickson)
+Action 1-2: R2 = QA([R1], Question: What is the nationality of Scott Derrickson?) = American
+
+Subgoal 2: Obtain the nationality of Ed Wood.
+Action 2-1: R3 = KnowledgeQuery(Ed Wood) = WikipediaPage(Ed Wood)
+Action 2-2: R4 = QA([R3], Question: What is the nationality of Ed Wood?) = American
+
+Subgoal 3: Compare the nationalities.
+Action 3-1: Output = QA([R2, R4], Question: Are they the same?) = yes""")
+    task = "Were Scott Derrickson and Ed Wood of the same nationality?"
+    messages = ground_messages(task, plan, "complex_qa", "iterative")
+    assert messages[0]["content"] == (QA_BLOCK + "Task: " + task + " \nSubgoal to be grounded: "
+                                      "Subgoal 1: Obtain the nationality of Scott Derrickson.\n")
+    assert messages[1]["content"] == ("R1 = KnowledgeQuery(Scott Derrickson); "
+                                      "R2 = QA([R1], Question: What is the nationality of Scott Derrickson?)")
+    assert messages[2]["content"] == ("Subgoal to be grounded: Subgoal 2: Obtain the nationality of Ed Wood. "
+                                      "The grounding could be based on the following results: "
+                                      "The execution result for Subgoal 1 is American\n")
+    assert messages[4]["content"] == ("Subgoal to be grounded: Subgoal 3: Compare the nationalities. "
+                                      "The grounding could be based on the following results: "
+                                      "The execution result for Subgoal 1 is American "
+                                      "The execution result for Subgoal 2 is American\n")
+    assert messages[5]["content"] == "R5 = QA([R2, R4], Question: Are they the same?)"
+
+
+def test_web_agent_plan_and_ground():
+    plan = parse_plan('Subgoal 1: Type New York into the From field.\nAction 1-1: TYPE(Env, "From", "New York")\n\n'
+                      'Subgoal 2: Click the Search button.\nAction 2-1: CLICK(Env, "Search")')
+    task = "Find flights from New York"
+    plan_conv = plan_messages(task, plan, "web_agent", "iterative")
+    assert plan_conv[2]["content"] == "We have already type New York into the From field. Should we stop planning?"
+    assert plan_conv[4]["content"] == "We have already click the Search button. Should we stop planning?"
+    ground = ground_messages(task, plan, "web_agent", "iterative")
+    assert ground[0]["content"] == WEB_BLOCK + "Task: " + task + " \nSubgoal to be grounded: Subgoal 1: Type New York into the From field.\n"
+    assert ground[1]["content"] == 'TYPE(Env, "From", "New York")'
+
+
+def test_missing_result_is_a_format_error():
+    plan = parse_plan("Subgoal 1: Add.\nAction 1-1: R1 = Calculator(1 + 1)")
+    with pytest.raises(FormatError, match="no result"):
+        plan_messages("t", plan, "maths", "iterative")
+
+
+def test_render_chat_is_tulu_with_assistant_spans():
+    messages = [{"role": "user", "content": " Hi \n"}, {"role": "assistant", "content": "Subgoal 1: Add."},
+                {"role": "user", "content": "More?"}, {"role": "assistant", "content": "Yes, I will stop planning."}]
+    text, spans = render_chat(messages, "</s>")
+    assert text == ("<|user|>\nHi\n<|assistant|>\nSubgoal 1: Add.</s>\n<|user|>\nMore?\n"
+                    "<|assistant|>\nYes, I will stop planning.</s>")
+    assert [text[a:b] for a, b in spans] == ["Subgoal 1: Add.</s>", "Yes, I will stop planning.</s>"]
+
+
+def test_render_prompt_tulu_and_original_styles():
+    history = [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "Subgoal 1: A."},
+               {"role": "user", "content": "The executed result for Subgoal 1 is 9. Should we stop planning?"}]
+    assert render_prompt(history, "</s>") == (
+        "<|user|>\nQ\n<|assistant|>\nSubgoal 1: A.</s>\n<|user|>\n"
+        "The executed result for Subgoal 1 is 9. Should we stop planning?\n<|assistant|>\n")
+    assert render_prompt(history, "</s>", style="original") == (
+        "<|user|>\nQ\n<|assistant|>\nSubgoal 1: A.\n\n<|user|>\n"
+        "The executed result for Subgoal 1 is 9. Should we stop planning?\n<|assistant|>\n")
+    with pytest.raises(ValueError, match="end with a user"):
+        render_prompt(history[:2], "</s>")
+    with pytest.raises(ValueError, match="unknown prompt style"):
+        render_prompt(history, "</s>", style="chatml")  # type: ignore[arg-type]
+
+
+def test_planner_replies_are_parsed_strictly():
+    assert parse_planner_reply("Subgoal 1: Add the eggs.").text == "Add the eggs."
+    reply = parse_planner_reply("No, I will keep planning. Subgoal 3: Sum up.")
+    assert (reply.stop, reply.index, reply.subgoal_line) == (False, 3, "Subgoal 3: Sum up.")
+    assert parse_planner_reply("Yes, I will stop planning.").stop
+    with pytest.raises(FormatError):
+        parse_planner_reply("I think we should add")
+    assert split_onetime_plan("Subgoal 1: A; b.; Subgoal 2: C.") == [(1, "A; b."), (2, "C.")]

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Lumos end to end on the embedded default, with no benchmark data and no internet:
+#   generated GSM8K-style maths problems -> rule-based conversion -> verification by execution
+#   -> planning/grounding training files.
+# Usage: ./quickstart.sh            (outputs under quickstart_out/; re-running resumes)
+#        N_TRAIN=500 ./quickstart.sh
+set -euo pipefail
+cd "$(dirname "$0")"
+OUT=${OUT:-quickstart_out}
+N_TRAIN=${N_TRAIN:-3000}
+DATA="$OUT/data/train"
+RAW="$DATA/maths/raw_data/synthetic_gsm_train.jsonl"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "1/3 generating $N_TRAIN maths word problems (GSM8K socratic format)"
+python3 -m lumos.convert.synthetic --n "$N_TRAIN" --seed 0 --split train --out "$RAW"
+head -n 1 "$RAW"
+
+step "2/3 converting by rules and verifying every action by execution"
+python3 -m data.prompt_convertion --domain maths --data_fn "$RAW" --convert_all --backend rules \
+    --verify --keep verified --output_dir "$DATA/maths/converted" --no_progress
+
+step "3/3 writing planning/grounding training files (iterative and onetime)"
+python3 -m data.process_for_train --domain maths --formulation lumos_iterative --data_dir "$DATA"
+python3 -m data.process_for_train --domain maths --formulation lumos_onetime --data_dir "$DATA"
+python3 - "$DATA" <<'PY'
+import json, sys
+path = f"{sys.argv[1]}/maths/train_annots/lumos_maths_ground_iterative.jsonl"
+with open(path) as handle:
+    example = json.loads(handle.readline())
+print(f"example grounding conversation ({path}):")
+for message in example["messages"][1:]:
+    print(f"  {message['role']:>9}: {message['content'].strip()}")
+PY

@@ -1,0 +1,37 @@
+"""Product search for WebShop: BM25 (bm25s) over each product's title, description, first
+bullet point and options, the document WebShop indexes with pyserini."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+
+def product_document(product: dict[str, Any]) -> str:
+    option_text = ", and ".join(f"{name}: {', '.join(values)}" for name, values in product["options"].items())
+    first_bullet = product["BulletPoints"][0] if product["BulletPoints"] else ""
+    return " ".join([product["Title"], product["Description"], first_bullet, option_text]).lower()
+
+
+class ProductSearchEngine:
+    """Built once per catalogue; ``search`` returns ASINs, best first (only products sharing a term)."""
+
+    def __init__(self, products: Sequence[dict[str, Any]]):
+        import bm25s
+
+        self.asins = [product["asin"] for product in products]
+        tokens = bm25s.tokenize([product_document(p) for p in products], stopwords="en", return_ids=False,
+                                show_progress=False)
+        self._retriever = bm25s.BM25()
+        self._retriever.index(tokens, show_progress=False)
+        self._vocabulary = set(self._retriever.vocab_dict)
+
+    def search(self, keywords: str, k: int = 50) -> list[str]:
+        import bm25s
+
+        query = [token for token in bm25s.tokenize([keywords.lower()], stopwords="en", return_ids=False,
+                                                   show_progress=False)[0] if token in self._vocabulary]
+        if not query:
+            return []
+        scores = self._retriever.get_scores(query)
+        order = sorted(range(len(self.asins)), key=lambda index: -scores[index])
+        return [self.asins[index] for index in order[:k] if scores[index] > 0]

@@ -1,0 +1,190 @@
+"""Generated GSM8K-style maths word problems: the default data of a fresh clone.
+
+    python -m lumos.convert.synthetic --n 2000 --seed 0 --split train \\
+        --out data/train/maths/raw_data/synthetic_gsm_train.jsonl
+
+Records have the shape of GSM8K's *socratic* files, plus an ``id``::
+
+    {"id": "...", "question": "...", "answer": "Sub-question? ** Sentence 16 - 3 = <<16-3=13>>13 ...\\n#### 13"}
+
+Each problem chains 1 to 4 steps from the template language of
+:mod:`lumos.convert.synthetic_templates`; every step is one exact integer calculation.
+
+Splits cannot leak: :func:`assign_split` decides, from the question text alone plus the
+names and template chain it uses, which split a problem belongs to, and the generator of a
+split keeps only its own problems. About one name in ten and one template chain in ten are
+held out of training entirely, so the evaluation splits also hold new names and new
+combinations of steps, drawn from the same template language.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+from lumos.convert.synthetic_templates import (
+    ALL_PEOPLE,
+    ALL_TEMPLATES,
+    CONTINUE,
+    START,
+    Draft,
+    NoFit,
+    Person,
+    Step,
+)
+from lumos.jsonl import write_jsonl
+
+SPLITS = ("train", "validation", "test")
+MAX_STEPS = 4
+_HOLD_OUT_MODULUS = 10  # one name / one template chain in this many never appears in training
+_EVAL_BUCKETS = {0: "test", 1: "validation"}  # question-hash buckets of the evaluation splits
+_MAX_ATTEMPTS_PER_PROBLEM = 10_000
+
+
+class SyntheticError(ValueError):
+    """Bad arguments to the generator (unknown split, negative count)."""
+
+
+def _stable_hash(text: str) -> int:
+    return zlib.crc32(text.encode("utf-8"))
+
+
+def is_held_out_name(name: str) -> bool:
+    """Names that only evaluation splits use."""
+    return _stable_hash("name:" + name) % _HOLD_OUT_MODULUS == 0
+
+
+def is_held_out_chain(templates: Sequence[str]) -> bool:
+    """Chains of two or more templates that only evaluation splits use (every template alone is trained)."""
+    return len(templates) >= 2 and _stable_hash("chain:" + "|".join(templates)) % _HOLD_OUT_MODULUS == 0
+
+
+def assign_split(question: str, templates: Sequence[str], names: Sequence[str]) -> str | None:
+    """The one split a problem belongs to (``None``: held out from all of them).
+
+    A problem with a held-out name or template chain is never "train"; others go to an
+    evaluation split when the hash of their question text says so. Each split's generator
+    keeps only its own problems, so no question can appear in two splits.
+    """
+    bucket = _stable_hash("question:" + question)
+    if any(is_held_out_name(name) for name in names) or is_held_out_chain(templates):
+        return _EVAL_BUCKETS.get(bucket % 4)  # the other half is left unused
+    return _EVAL_BUCKETS.get(bucket % 10, "train")
+
+
+@dataclass(frozen=True)
+class Problem:
+    id: str
+    question: str
+    answer: str
+    steps: tuple[Step, ...]
+    names: tuple[str, ...]  # first names of the people in the question
+
+    @property
+    def templates(self) -> tuple[str, ...]:
+        return tuple(step.template for step in self.steps)
+
+    @property
+    def final_answer(self) -> int:
+        return self.steps[-1].value
+
+    def to_record(self) -> dict[str, str]:
+        return {"id": self.id, "question": self.question, "answer": self.answer}
+
+
+_START_NAMES = tuple(START)
+_CONTINUATIONS = {kind: tuple(templates.items()) for kind, templates in CONTINUE.items()}
+
+
+def _chain(rng: random.Random, people: tuple[Person, ...], n_steps: int) -> tuple[list[Step], Draft] | None:
+    """One attempt at a chain of ``n_steps`` steps; ``None`` when the random walk gets stuck."""
+    draft = Draft(rng, people)
+    try:
+        step, state = START[rng.choice(_START_NAMES)](draft, None)
+    except NoFit:
+        return None
+    steps = [step]
+    while len(steps) < n_steps:
+        options = list(_CONTINUATIONS[state.kind])
+        rng.shuffle(options)
+        for _, template in options:
+            saved = (set(draft.taken), list(draft.used_people), draft.last_subject)
+            try:
+                step, state = template(draft, state)
+                break
+            except NoFit:
+                draft.taken, draft.used_people, draft.last_subject = saved[0], saved[1], saved[2]
+        else:
+            return None
+        steps.append(step)
+    return steps, draft
+
+
+def _render(steps: list[Step]) -> tuple[str, str]:
+    facts = [step.fact for step in steps if step.fact]
+    question = " ".join(facts + [steps[-1].ask])
+    answer = "\n".join(step.answer_line() for step in steps) + f"\n#### {steps[-1].value}"
+    return question, answer
+
+
+def iter_problems(n: int, seed: int, split: str = "train") -> Iterator[Problem]:
+    """``n`` distinct problems of ``split``, the same ones for the same arguments."""
+    if split not in SPLITS:
+        raise SyntheticError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    if n < 0:
+        raise SyntheticError(f"the number of problems must be >= 0, got {n}")
+    rng = random.Random(f"lumos-synthetic-gsm:{seed}:{split}")
+    people = ALL_PEOPLE if split != "train" else tuple(p for p in ALL_PEOPLE if not is_held_out_name(p.name))
+    seen: set[str] = set()
+    for index in range(n):
+        n_steps = rng.randint(1, MAX_STEPS)
+        for _ in range(_MAX_ATTEMPTS_PER_PROBLEM):
+            built = _chain(rng, people, n_steps)
+            if built is None:
+                continue
+            steps, draft = built
+            question, answer = _render(steps)
+            names = tuple(p.name for p in draft.used_people)
+            templates = tuple(step.template for step in steps)
+            if question in seen or assign_split(question, templates, names) != split:
+                continue
+            seen.add(question)
+            yield Problem(f"synthetic_gsm_{split}_{seed}_{index}", question, answer, tuple(steps), names)
+            break
+        else:  # pragma: no cover - the template language always admits chains of every length
+            raise RuntimeError(f"no {n_steps}-step problem found for split {split!r} after "
+                               f"{_MAX_ATTEMPTS_PER_PROBLEM} attempts")
+
+
+def generate_problems(n: int, seed: int, split: str = "train") -> list[dict]:
+    """GSM8K-socratic-style records ``{"id", "question", "answer"}`` for ``split``."""
+    return [problem.to_record() for problem in iter_problems(n, seed, split)]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2000, help="number of problems")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--split", choices=SPLITS, default="train")
+    parser.add_argument("--out", type=Path, required=True, help="output JSONL file (parents are created)")
+    args = parser.parse_args(argv)
+    if args.n < 0:
+        parser.error(f"--n must be >= 0, got {args.n}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    count = write_jsonl(args.out, generate_problems(args.n, args.seed, args.split))
+    print(f"wrote {count} {args.split} problems to {args.out}")
+    return 0
+
+
+__all__ = [
+    "ALL_TEMPLATES", "SPLITS", "Problem", "SyntheticError", "assign_split", "generate_problems",
+    "is_held_out_chain", "is_held_out_name", "iter_problems", "main",
+]
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -85,7 +85,7 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> i
     count = 0
     with open(tmp, "w", encoding="utf-8") as handle:
         for record in records:
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(record) + "\n")
             count += 1
     os.replace(tmp, path)
     return count
@@ -131,7 +131,7 @@ class JsonlStore:
         key = str(record[self.key])
         if key in self.done:
             raise ValueError(f"{self.path}: record {self.key}={key!r} was already written")
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._handle.write(json.dumps(record) + "\n")
         self._handle.flush()
         self.done.add(key)
 

@@ -1,0 +1,108 @@
+"""data.process_for_train writes FORMAT.md §3 files byte for byte, and they parse back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data import process_for_train
+from lumos.format import parse_actions
+from lumos.prompts import parse_planner_reply
+
+CONVERTED = {"id": "mini:1", "task": "Janet has 16 eggs and eats 7. She sells the rest at $2. What does she make?",
+             "natural_language_plan": "...",
+             "subgoal_plan": "Subgoal 1: Calculate how many eggs Janet sells.\nAction 1-1: R1 = Calculator(16 - 7) = 9\n\n"
+                             "Subgoal 2: Calculate how much she makes.\nAction 2-1: Output = Calculator(R1 * 2) = 18",
+             "ans": "18"}
+
+# Written by hand from FORMAT.md, as json.dumps writes them (ASCII, ", " and ": " separators).
+EXPECTED_PLAN_ITERATIVE = (
+    '{"dataset": "maths", "id": "maths_0", "messages": ['
+    '{"role": "user", "content": "Please provide a reasonable subgoal-based plan to solve the given task.\\n'
+    'Task: Janet has 16 eggs and eats 7. She sells the rest at $2. What does she make?; Initial Environment Description: None."}, '
+    '{"role": "assistant", "content": "Subgoal 1: Calculate how many eggs Janet sells."}, '
+    '{"role": "user", "content": "The executed result for Subgoal 1 is 9. Should we stop planning?"}, '
+    '{"role": "assistant", "content": "No, I will keep planning. Subgoal 2: Calculate how much she makes."}, '
+    '{"role": "user", "content": "The executed result for Subgoal 2 is 18. Should we stop planning?"}, '
+    '{"role": "assistant", "content": "Yes, I will stop planning."}]}\n')
+EXPECTED_GROUND_ONETIME_TAIL = (
+    'Task: Janet has 16 eggs and eats 7. She sells the rest at $2. What does she make? \\n'
+    'Subgoals to be grounded: Subgoal 1: Calculate how many eggs Janet sells.; Subgoal 2: Calculate how much she makes.\\n"}, '
+    '{"role": "assistant", "content": "R1 = Calculator(16 - 7); R2 = Calculator(R1 * 2)"}]}\n')
+
+
+def _write_converted(root: Path, records: list[dict | str]) -> None:
+    folder = root / "maths" / "converted"
+    folder.mkdir(parents=True)
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    (folder / "mini_converted.json").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_lumos_files_match_format_byte_for_byte(tmp_path):
+    _write_converted(tmp_path, [CONVERTED])
+    process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path)])
+    process_for_train.main(["--domain", "maths", "--formulation", "lumos_onetime", "--data_dir", str(tmp_path)])
+    annots = tmp_path / "maths" / "train_annots"
+    assert (annots / "lumos_maths_plan_iterative.jsonl").read_text() == EXPECTED_PLAN_ITERATIVE
+    onetime = (annots / "lumos_maths_ground_onetime.jsonl").read_text()
+    assert onetime.startswith('{"dataset": "maths", "id": "maths_0", "messages": [{"role": "user", "content": '
+                              '"Please ground the given subgoal')
+    assert onetime.endswith(EXPECTED_GROUND_ONETIME_TAIL)
+    ground = json.loads((annots / "lumos_maths_ground_iterative.jsonl").read_text())
+    assert [m["content"] for m in ground["messages"][1::2]] == ["R1 = Calculator(16 - 7)", "R2 = Calculator(R1 * 2)"]
+
+
+def test_unparseable_annotations_are_reported_not_dropped(tmp_path, capsys):
+    broken = dict(CONVERTED, id="mini:2", subgoal_plan="Here is the plan: add things")
+    _write_converted(tmp_path, [CONVERTED, broken, "{oops", json.dumps({"id": "mini:4"})])
+    process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path)])
+    annots = tmp_path / "maths" / "train_annots"
+    assert len((annots / "lumos_maths_plan_iterative.jsonl").read_text().splitlines()) == 1
+    skipped = [json.loads(line) for line in (annots / "lumos_maths_iterative.skipped.jsonl").read_text().splitlines()]
+    assert sorted(r["reason"] for r in skipped) == ["bad_input", "format_error", "missing_field"]
+    assert "format_error 1" in capsys.readouterr().out
+
+
+def test_unified_and_baselines(tmp_path):
+    _write_converted(tmp_path, [CONVERTED])
+    raw = tmp_path / "maths" / "raw_data"
+    raw.mkdir()
+    (raw / "gsm.jsonl").write_text(json.dumps({"question": "Q?", "answer": "A step ** 2+2 = <<2+2=4>>4 now.\n#### 4"}) + "\n")
+    process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path)])
+    process_for_train.main(["--domain", "maths", "--formulation", "cot", "--data_dir", str(tmp_path)])
+    process_for_train.main(["--domain", "maths", "--formulation", "direct", "--data_dir", str(tmp_path)])
+    cot = json.loads((tmp_path / "maths/train_annots/maths_cot.jsonl").read_text())
+    assert cot["messages"] == [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "2+2 = 4 now. Answer is 4."}]
+    direct = json.loads((tmp_path / "maths/train_annots/maths_direct.jsonl").read_text())
+    assert direct["messages"][1] == {"role": "assistant", "content": "4"}
+    process_for_train.main(["--unified", "maths", "--data_dir", str(tmp_path)])
+    unified = tmp_path / "unified/train_annots/lumos_unified_plan_iterative.jsonl"
+    assert unified.read_text() == (tmp_path / "maths/train_annots/lumos_maths_plan_iterative.jsonl").read_text()
+    with pytest.raises(SystemExit, match="lumos_complex_qa_plan_iterative.jsonl is missing"):
+        process_for_train.main(["--unified", "maths,complex_qa", "--data_dir", str(tmp_path)])
+
+
+def test_gsm8k_training_files_parse_back(tmp_path, shared_data):
+    """Real data: convert the GSM8K socratic train set by rules and parse every training turn back."""
+    from data import prompt_convertion
+
+    source = shared_data / "gsm8k" / "train_socratic.jsonl"
+    prompt_convertion.main(["--domain", "maths", "--data_fn", str(source), "--convert_all", "--no_progress",
+                            "--output_dir", str(tmp_path / "maths" / "converted")])
+    for formulation in ("lumos_iterative", "lumos_onetime"):
+        process_for_train.main(["--domain", "maths", "--formulation", formulation, "--data_dir", str(tmp_path)])
+    annots = tmp_path / "maths" / "train_annots"
+    plans = [json.loads(line) for line in (annots / "lumos_maths_plan_iterative.jsonl").read_text().splitlines()]
+    grounds = [json.loads(line) for line in (annots / "lumos_maths_ground_iterative.jsonl").read_text().splitlines()]
+    assert len(plans) == len(grounds) > 7000
+    for plan_row, ground_row in zip(plans, grounds):
+        replies = [parse_planner_reply(m["content"]) for m in plan_row["messages"][1::2]]
+        assert replies[-1].stop and all(not r.stop for r in replies[:-1])
+        assert [r.index for r in replies[:-1]] == list(range(1, len(replies)))
+        for message in ground_row["messages"][1::2]:
+            actions = parse_actions(message["content"])
+            assert all(a.result is None and a.tool == "Calculator" and "Output" not in a.outputs for a in actions)
+    onetime = [json.loads(line) for line in (annots / "lumos_maths_ground_onetime.jsonl").read_text().splitlines()]
+    assert all(len(row["messages"]) == 2 for row in onetime)

@@ -109,7 +109,8 @@ def _chain(rng: random.Random, people: tuple[Person, ...], n_steps: int) -> tupl
         return None
     steps = [step]
     while len(steps) < n_steps:
-        options = list(_CONTINUATIONS[state.kind])
+        # the same template twice in a row reads badly ("On the last day ... On the last day ...")
+        options = [option for option in _CONTINUATIONS[state.kind] if option[0] != steps[-1].template]
         rng.shuffle(options)
         for _, template in options:
             saved = (set(draft.taken), list(draft.used_people), draft.last_subject)

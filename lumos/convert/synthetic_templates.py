@@ -546,7 +546,7 @@ def _received_from(d: Draft, s: State):
     x = d.num(2, 300)
     fact = f"{q.name} gave {o.obj if o.named else o.name} {x} more {it.many}."
     d.last_subject = q
-    step = _step("received_from", fact, f"How many {it.many} {o.does} {o.name} have now?",
+    step = _step("received_from", fact, f"How many {it.many} {o.does} {o.name} have after {q.name}'s gift?",
                  f"{cap(o.name)} now {o.has} {{calc}} {it.many}.", [s.value, x], "+", s.value + x, d)
     return step, replace(s, value=step.value, partner=None)
 
@@ -557,7 +557,7 @@ def _gave_to(d: Draft, s: State):
     q = d.person()
     x = d.num(2, s.value - 2)
     fact = f"{d.ref(o)} gave {x} {it.many} to {q.name}."
-    step = _step("gave_to", fact, f"How many {it.many} {o.does} {o.name} have left?",
+    step = _step("gave_to", fact, f"How many {it.many} {o.does} {o.name} have after giving some to {q.name}?",
                  f"{cap(o.name)} {o.has} {{calc}} {it.many} left.", [s.value, x], "-", s.value - x, d)
     return step, replace(s, value=step.value, partner=None)
 
@@ -566,9 +566,9 @@ def _gave_to(d: Draft, s: State):
 def _lost_some(d: Draft, s: State):
     o, it = s.owner, s.item
     x = d.num(2, s.value - 2)
-    verb = _pick(d, ("lost", "sold", "gave away", "used"))
+    verb, doing = _pick(d, (("lost", "losing"), ("sold", "selling"), ("gave away", "giving away"), ("used", "using")))
     fact = f"{d.ref(o)} {verb} {x} of the {it.many}."
-    step = _step("lost_some", fact, f"How many {it.many} {o.does} {o.name} have left?",
+    step = _step("lost_some", fact, f"How many {it.many} {o.does} {o.name} have after {doing} some?",
                  f"{cap(o.name)} {o.has} {{calc}} {it.many} left.", [s.value, x], "-", s.value - x, d)
     return step, replace(s, value=step.value, partner=None)
 

@@ -1,0 +1,97 @@
+"""Validation of untrusted complex-QA and web annotations, and the offline download script."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from lumos.convert.validate import (FORMAT, GOLD_MISMATCH, MISSING_RESULT, OUTPUT_NUMBERING, UNDEFINED_VARIABLE,
+                                    UNKNOWN_TOOL, WEB_SHAPE, validate_annotation, validate_complex_qa, validate_web)
+
+GOOD_QA = ("Subgoal 1: Find the publisher.\n"
+           "Action 1-1: R1 = KnowledgeQuery(Journal X) = WikipediaPage(Journal X)\n"
+           "Action 1-2: R2 = ParagraphRetrieve(R1, Query: Who publishes Journal X?) = Acme publishes it.\n"
+           "Action 1-3: R3 = QA([R2], Question: Who publishes the Audi R8 guide?) = Acme\n\n"
+           "Subgoal 2: Answer.\n"
+           "Action 2-1: Output = QA([R3], Question: Is R3 a company?) = yes")
+
+
+def _kinds(problems):
+    return [p.kind for p in problems]
+
+
+def test_valid_complex_qa_has_no_problem():
+    assert validate_complex_qa(GOOD_QA) == []
+    assert validate_annotation({"subgoal_plan": GOOD_QA}, "complex_qa") == []
+
+
+@pytest.mark.parametrize("broken, kind", [
+    (GOOD_QA.replace("QA([R2]", "QA([R5]"), UNDEFINED_VARIABLE),
+    (GOOD_QA.replace("R2 = Paragraph", "R4 = Paragraph"), OUTPUT_NUMBERING),
+    (GOOD_QA.replace("KnowledgeQuery", "GoogleSearch"), UNKNOWN_TOOL),
+    (GOOD_QA.replace(" = yes", ""), MISSING_RESULT),
+    (GOOD_QA.replace("Action 1-2", "Action 1-3"), FORMAT),
+    (GOOD_QA.replace("R1 = KnowledgeQuery", "KnowledgeQuery"), OUTPUT_NUMBERING),
+])
+def test_complex_qa_problems_are_typed(broken, kind):
+    problems = validate_complex_qa(broken)
+    assert kind in _kinds(problems), problems
+    assert all(str(p) for p in problems)
+
+
+def test_undefined_variable_names_the_action():
+    (problem,) = validate_complex_qa(GOOD_QA.replace("QA([R2]", "QA([R9]"))
+    assert (problem.subgoal, problem.action) == (1, 3) and "R9" in problem.reason
+
+
+GOLD = ["[textbox]  From -> TYPE: New York", "[button]  Search -> CLICK", "[combobox]  Size -> SELECT: 2"]
+GOOD_WEB = ('Subgoal 1: Type New York into the From field.\nAction 1-1: TYPE(Env, "From", "new  york")\n\n'
+            'Subgoal 2: Search and pick the size.\nAction 2-1: CLICK(Env, "Search button")\n'
+            'Action 2-2: SELECT(Env, "Size", "2")')
+
+
+def test_web_matches_gold_by_operation_and_value():
+    assert validate_web(GOOD_WEB, GOLD) == []
+    assert validate_web(GOOD_WEB) == []
+    wrong_value = validate_web(GOOD_WEB.replace('"2")', '"3")'), GOLD)
+    assert _kinds(wrong_value) == [GOLD_MISMATCH] and "SELECT: 2" in wrong_value[0].reason
+    swapped = validate_web(GOOD_WEB.replace('CLICK(Env, "Search button")', 'TYPE(Env, "Search", "x")'), GOLD)
+    assert _kinds(swapped) == [GOLD_MISMATCH]
+    shorter = validate_web(GOOD_WEB.replace('\nAction 2-2: SELECT(Env, "Size", "2")', ""), GOLD)
+    assert _kinds(shorter) == [GOLD_MISMATCH] and "2 actions for 3 gold steps" in shorter[0].reason
+
+
+def test_web_shape_problems():
+    assert _kinds(validate_web(GOOD_WEB.replace("CLICK(Env", "R1 = CLICK(Env"), GOLD)) == [WEB_SHAPE]
+    assert _kinds(validate_web(GOOD_WEB.replace('CLICK(Env, "Search button")', 'CLICK(Env)'), GOLD)) == [WEB_SHAPE]
+    assert _kinds(validate_web(GOOD_WEB.replace("SELECT(", "SCROLL("), GOLD)) == [UNKNOWN_TOOL]
+    assert _kinds(validate_annotation({"subgoal_plan": ""}, "web_agent")) == [FORMAT]
+    with pytest.raises(ValueError, match="verified by execution"):
+        validate_annotation({"subgoal_plan": GOOD_QA}, "maths")
+
+
+@pytest.mark.timeout(120)
+def test_download_script_fails_cleanly_offline(repo_root, tmp_path):
+    unreachable = "http://127.0.0.1:9"
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HTTPS_PROXY=unreachable,
+               HTTP_PROXY=unreachable, https_proxy=unreachable, http_proxy=unreachable, NO_PROXY="", no_proxy="",
+               HF_HOME=str(tmp_path / "hf"))
+    run = subprocess.run([str(repo_root / "scripts" / "download_data.sh"), "--out", str(tmp_path / "data"),
+                          "--drive", "--only", "complex_qa_plan_iterative,web_agent_ground_iterative"],
+                         env=env, capture_output=True, text=True, timeout=100)
+    lines = run.stdout.strip().splitlines()
+    assert run.returncode == 1, run.stdout + run.stderr
+    assert "Traceback" not in run.stdout + run.stderr
+    assert lines[0].startswith("could not fetch the Google Drive folder: ")
+    assert lines[1].startswith("could not fetch ai2lumos/lumos_complex_qa_plan_iterative: ")
+    assert lines[2].startswith("could not fetch ai2lumos/lumos_web_agent_ground_iterative: ")
+    assert lines[3] == "0 of 3 items fetched"
+    assert not (tmp_path / "data" / "train").exists()
+
+
+def test_download_script_rejects_unknown_names(repo_root):
+    run = subprocess.run([str(repo_root / "scripts" / "download_data.sh"), "--only", "maths_plan_sometimes"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and "unknown dataset name(s): maths_plan_sometimes" in run.stderr

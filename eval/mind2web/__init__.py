@@ -1,0 +1,1 @@
+"""Mind2Web: loading, candidate elements, step-level scoring (MindAct's metrics)."""

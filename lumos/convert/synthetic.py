@@ -34,6 +34,7 @@ from lumos.convert.synthetic_templates import (
     Draft,
     NoFit,
     Person,
+    WEIGHTS,
     Step,
 )
 from lumos.jsonl import write_jsonl
@@ -111,14 +112,19 @@ def _chain(rng: random.Random, people: tuple[Person, ...], n_steps: int) -> tupl
     while len(steps) < n_steps:
         # the same template twice in a row reads badly ("On the last day ... On the last day ...")
         options = [option for option in _CONTINUATIONS[state.kind] if option[0] != steps[-1].template]
-        rng.shuffle(options)
+        # a weighted random order (Efraimidis-Spirakis keys): heavier templates tend to come first
+        options.sort(key=lambda option: rng.random() ** (1.0 / WEIGHTS.get(option[0], 1.0)), reverse=True)
         for _, template in options:
             saved = (set(draft.taken), list(draft.used_people), draft.last_subject)
             try:
-                step, state = template(draft, state)
-                break
+                next_step, next_state = template(draft, state)
             except NoFit:
-                draft.taken, draft.used_people, draft.last_subject = saved[0], saved[1], saved[2]
+                next_state = None
+            if next_state is not None and (_CONTINUATIONS[next_state.kind] or len(steps) + 1 == n_steps):
+                step, state = next_step, next_state
+                break
+            # no fit, or a dead end (a result nothing can follow) before the last step
+            draft.taken, draft.used_people, draft.last_subject = saved[0], saved[1], saved[2]
         else:
             return None
         steps.append(step)

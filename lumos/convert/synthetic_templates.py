@@ -203,7 +203,8 @@ FRACTIONS = ((2, "half"), (3, "a third"), (4, "a quarter"))
 
 # ---------------------------------------------------------------------------- states and steps
 
-HELD, EACH, MONEY, COST, UNITS = "held", "each", "money", "cost", "units"
+HELD, EACH, MONEY, COST, UNITS, HOURS = "held", "each", "money", "cost", "units", "hours"
+DONE = "done"  # a result nothing can follow (a difference between two people's counts)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ class State:
     value: int
     owner: Person
     item: Item | None = None
-    activity: Activity | None = None
+    activity: Activity | None = None  # UNITS, HOURS: what is being done
     container: tuple[str, str] | None = None  # EACH: ("basket", "baskets") or ("cousin", "cousins")
     recipients: bool = False  # EACH: the groups are people who get a share, not boxes
     partner: tuple[Person, int] | None = None  # HELD after a comparison: who was compared, their count
@@ -310,7 +311,9 @@ class NoFit(Exception):
 
 Template = Callable[[Draft, "State | None"], "tuple[Step, State]"]
 START: dict[str, Template] = {}
-CONTINUE: dict[str, dict[str, Template]] = {HELD: {}, EACH: {}, MONEY: {}, COST: {}, UNITS: {}}
+CONTINUE: dict[str, dict[str, Template]] = {
+    HELD: {}, EACH: {}, MONEY: {}, COST: {}, UNITS: {}, HOURS: {}, DONE: {},
+}
 
 
 def _start(name: str):
@@ -643,6 +646,19 @@ def _together(d: Draft, s: State):
     return step, State(HELD, step.value, both, item=it)
 
 
+@_on(HELD, "how_many_more")
+def _how_many_more(d: Draft, s: State):
+    if s.partner is None:
+        raise NoFit
+    other, count = s.partner
+    it, o = s.item, s.owner
+    more, fewer = (o, other) if s.value > count else (other, o)
+    big, small = max(s.value, count), min(s.value, count)
+    step = _step("how_many_more", "", f"How many more {it.many} does {more.name} have than {fewer.name}?",
+                 f"{more.name} has {{calc}} more {it.many} than {fewer.name}.", [big, small], "-", big - small, d)
+    return step, State(DONE, step.value, more, item=it)
+
+
 # ---------------------------------------------------------------------------- items in each box / share
 
 
@@ -845,5 +861,63 @@ def _pay_per_unit(d: Draft, s: State):
     step = _step("pay_per_unit", fact, ask, say, [s.value, x], "*", s.value * x, d, money=True)
     return step, State(MONEY, step.value, o)
 
+
+# ---------------------------------------------------------------------------- hours of work
+
+
+@_start("hours_needed")
+def _hours_needed(d: Draft, _: State | None):
+    p, act = d.person(), _pick(d, ACTIVITIES)
+    rate = d.num(2, 60)
+    hours = d.num(2, 40)
+    d.taken.discard(hours)  # the hours are the result, not a number of the question
+    total = rate * hours
+    if total in d.taken:
+        raise NoFit
+    d.taken.add(total)
+    fact = f"{p.name} has to {act.do} {total} {act.many} and can {act.do} {rate} {act.many} an hour."
+    d.last_subject = p
+    step = _step("hours_needed", fact, f"How many hours will it take {p.name}?",
+                 f"It will take {p.name} {{calc}} hours.", [total, rate], "/", hours, d)
+    return step, State(HOURS, step.value, p, activity=act)
+
+
+@_start("hours_per_week")
+def _hours_per_week(d: Draft, _: State | None):
+    p, act = d.person(), _pick(d, ACTIVITIES)
+    a, b = d.num(2, 12), d.num(2, 7)
+    fact = f"{p.name} {act.does} for {a} hours a day, {b} days a week."
+    d.last_subject = p
+    step = _step("hours_per_week", fact, f"How many hours a week does {p.name} {act.do}?",
+                 f"{p.name} {act.does} {{calc}} hours a week.", [a, b], "*", a * b, d)
+    return step, State(HOURS, step.value, p, activity=act)
+
+
+@_on(HOURS, "extra_hours")
+def _extra_hours(d: Draft, s: State):
+    o, act = s.owner, s.activity
+    x = d.num(2, 30)
+    fact = f"{d.ref(o)} also spends {x} hours getting ready."
+    step = _step("extra_hours", fact, f"How many hours does {o.name} spend in total?",
+                 f"{o.name} spends {{calc}} hours in total.", [s.value, x], "+", s.value + x, d)
+    return step, replace(s, value=step.value)
+
+
+@_on(HOURS, "hourly_pay")
+def _hourly_pay(d: Draft, s: State):
+    o = s.owner
+    x = d.num(5, 50)
+    fact = f"{d.ref(o)} is paid ${x} for every hour."
+    step = _step("hourly_pay", fact, f"How much money does {o.name} earn?",
+                 f"{o.name} earns {{calc}}.", [s.value, x], "*", s.value * x, d, money=True)
+    return step, State(MONEY, step.value, o)
+
+
+# Templates that fit only rare states are tried first more often, so that every template
+# shows up often enough to be learnt.
+WEIGHTS: dict[str, float] = {
+    "together": 3.0, "how_many_more": 6.0, "box_price": 3.0, "boxes_in_stock": 3.0, "weeks_of_pay": 3.0,
+    "split_cost": 2.0, "extra_units": 2.0, "friend_fraction": 2.0,
+}
 
 ALL_TEMPLATES: tuple[str, ...] = tuple(START) + tuple(name for kind in CONTINUE.values() for name in kind)

@@ -1,0 +1,1 @@
+"""WebShop evaluation: episodes over the text environment, scored with the WebShop reward."""

@@ -1,0 +1,97 @@
+"""WebShop as the agent loop sees it: one episode per goal, stepped with text actions.
+
+Lumos grounds WebShop subgoals to ``Search(query)`` / ``Click(item)`` actions; they map onto the
+environment's ``search[...]`` / ``click[...]``. Every episode ends with a status; the metrics
+count ALL episodes, an unfinished one scoring 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from statistics import mean
+from typing import Any, Iterable
+
+from lumos.format import Action
+from lumos.webshop.env import WebShopActionError, WebShopTextEnv, parse_webshop_action
+
+DEFAULT_MAX_STEPS = 15
+
+
+def to_webshop_action(action: Action | str) -> str:
+    """``Search(red earbuds)`` -> ``search[red earbuds]``; text already in WebShop form passes through."""
+    if isinstance(action, str):
+        parse_webshop_action(action)
+        return action.strip()
+    name = action.tool.lower()
+    if name not in ("search", "click"):
+        raise WebShopActionError(f"{action.tool!r} is not a WebShop action (expected Search or Click)")
+    argument = action.args.strip()
+    if len(argument) >= 2 and argument[0] == argument[-1] == '"':
+        argument = argument[1:-1]
+    return f"{name}[{argument}]"
+
+
+@dataclass
+class Episode:
+    id: str
+    goal_index: int
+    instruction: str
+    actions: list[str] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    reward: float = 0.0
+    status: str = "running"  # finished | step_limit | parse_error | running
+    error: str = ""
+    reward_info: dict[str, Any] = field(default_factory=dict)
+
+    def to_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def start_episode(env: WebShopTextEnv, goal_index: int) -> Episode:
+    observation = env.reset(goal_index)
+    return Episode(id=f"webshop_{goal_index}", goal_index=goal_index, instruction=env.instruction,
+                   observations=[observation])
+
+
+def step_episode(env: WebShopTextEnv, episode: Episode, action: Action | str,
+                 max_steps: int = DEFAULT_MAX_STEPS) -> str:
+    """Apply one action; returns the new observation. ``env`` must be on this episode's goal."""
+    try:
+        text = to_webshop_action(action)
+    except WebShopActionError as error:
+        episode.status, episode.error = "parse_error", str(error)
+        return env.observation
+    result = env.step(text)
+    episode.actions.append(text)
+    episode.observations.append(result.observation)
+    if result.done:
+        episode.status, episode.reward = "finished", result.reward
+        episode.reward_info = result.info.get("reward_info", {})
+    elif len(episode.actions) >= max_steps:
+        episode.status = "step_limit"
+    return result.observation
+
+
+def replay(env: WebShopTextEnv, goal_index: int, actions: Iterable[Action | str],
+           max_steps: int = DEFAULT_MAX_STEPS) -> Episode:
+    """Run a scripted action sequence as one episode."""
+    episode = start_episode(env, goal_index)
+    for action in actions:
+        if episode.status != "running":
+            break
+        step_episode(env, episode, action, max_steps)
+    if episode.status == "running":
+        episode.status = "unfinished"
+    return episode
+
+
+def metrics(records: Iterable[dict[str, Any]], num_episodes: int | None = None) -> dict[str, float]:
+    """Average reward and success rate (reward 1) over all episodes; unfinished or missing ones count 0."""
+    records = list(records)
+    rewards = [float(record.get("reward", 0.0)) if record.get("status") == "finished" else 0.0
+               for record in records]
+    total = max(num_episodes or 0, len(rewards))
+    if total == 0:
+        return {"num_episodes": 0, "num_finished": 0, "average_reward": 0.0, "success_rate": 0.0}
+    return {"num_episodes": total, "num_finished": sum(r.get("status") == "finished" for r in records),
+            "average_reward": sum(rewards) / total, "success_rate": sum(r == 1.0 for r in rewards) / total}

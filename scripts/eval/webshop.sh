@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# WebShop evaluation (original flags). DATA_DIR holds items_shuffle_1000.json, items_ins_v2_1000.json and
+# items_human_ins.json; leave it unset to use the small catalogue shipped with the package.
+set -euo pipefail
+MODEL_DIR=${MODEL_DIR:?set MODEL_DIR to the folder of the planning/grounding checkpoints}
+python -m eval.webshop.run_eval \
+    ${DATA_DIR:+--data_dir "$DATA_DIR"} \
+    --max_num_examples "${MAX_NUM_EXAMPLES:-500}" \
+    --save_dir "${SAVE_DIR:-results/webshop}" \
+    --model_name_or_path "$MODEL_DIR" \
+    --eval_batch_size "${EVAL_BATCH_SIZE:-8}" \
+    --formulation lumos_iterative "$@"

@@ -1,0 +1,38 @@
+"""WebShop evaluation entry point: scripted episodes, all-episode metrics, resumption."""
+
+from __future__ import annotations
+
+import json
+
+from eval.webshop.adapter import metrics, replay, to_webshop_action
+from eval.webshop.run_eval import main
+from lumos.format import parse_action
+from lumos.webshop.catalogue import load_catalogue
+from lumos.webshop.env import WebShopTextEnv
+
+
+def test_lumos_actions_map_to_webshop_text():
+    assert to_webshop_action(parse_action("R1 = Search(teal steel strap)")) == "search[teal steel strap]"
+    assert to_webshop_action(parse_action('R2 = Click("buy now")')) == "click[buy now]"
+
+
+def test_replay_and_metrics_count_unfinished_as_zero(tmp_path):
+    env = WebShopTextEnv(load_catalogue())
+    goal = 1
+    assert env.goals[goal]["asin"] == "SMPB000013"  # the shipped sample's seeded goal order
+    good = ["search[usb c power bank]", "click[smpb000013]", "click[blue]", "click[buy now]"]
+    lines = [{"goal_index": goal, "actions": good}, {"goal_index": 0, "actions": ["search[jacket]"]}]
+    actions_file = tmp_path / "actions.jsonl"
+    actions_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    out = tmp_path / "out"
+    argv = ["--save_dir", str(out), "--formulation", "replay", "--actions_file", str(actions_file),
+            "--max_num_examples", "4"]
+    result = main(argv)
+    assert result == {"num_episodes": 4, "num_finished": 1, "average_reward": 0.25, "success_rate": 0.25}
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert {r["status"] for r in records} == {"finished", "unfinished"}
+    assert json.loads((out / "metrics.json").read_text()) == result and (out / "run.json").is_file()
+    assert main(argv) == result  # resumed: nothing re-run, same numbers
+    assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
+    assert replay(env, goal, good[:2] * 10, max_steps=5).status == "step_limit"
+    assert metrics([]) ["num_episodes"] == 0

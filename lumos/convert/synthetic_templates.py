@@ -244,6 +244,10 @@ def cap(text: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+class NoFit(Exception):
+    """The template cannot be used on this state with these numbers; the generator moves on."""
+
+
 @dataclass
 class Draft:
     """One problem under construction: random source, who and which numbers are taken."""
@@ -303,10 +307,6 @@ class Draft:
 
     def mul(self) -> str:
         return self.rng.choice(("x", "*"))
-
-
-class NoFit(Exception):
-    """The template cannot be used on this state with these numbers; the generator moves on."""
 
 
 Template = Callable[[Draft, "State | None"], "tuple[Step, State]"]
@@ -426,7 +426,10 @@ def _share_among(d: Draft, _: State | None):
     return step, State(EACH, step.value, p, item=it, container=group, recipients=True)
 
 
-def _compare(d: Draft, name: str, low: int, high: int, relation: Callable[[Draft, int], tuple[str, list[int], str, int]]):
+Relation = Callable[[Draft, int], "tuple[str, list[int], str, int]"]  # count -> phrase, operands, op, value
+
+
+def _compare(d: Draft, name: str, low: int, high: int, relation: Relation):
     p, q, it = d.person(), d.person(), _pick(d, ITEMS)
     a = d.num(low, high)
     phrase, operands, op, value = relation(d, a)
@@ -596,7 +599,7 @@ def _sell_each(d: Draft, s: State):
     return step, State(MONEY, step.value, o)
 
 
-def _friend(d: Draft, s: State, name: str, relation) -> tuple[Step, State]:
+def _friend(d: Draft, s: State, name: str, relation: Relation) -> tuple[Step, State]:
     o, it, q = s.owner, s.item, d.person()
     phrase, operands, op, value = relation(d, s.value)
     fact = f"{q.name} has {phrase.format(many=it.many, who=o.name)}."
@@ -664,7 +667,7 @@ def _how_many_more(d: Draft, s: State):
 
 @_on(EACH, "add_each")
 def _add_each(d: Draft, s: State):
-    o, it, (one, many) = s.owner, s.item, s.container
+    o, it, one = s.owner, s.item, s.container[0]
     x = d.num(2, 100)
     if s.recipients:
         fact = f"Later, {o.name} gave each {one} {x} more {it.many}."
@@ -680,7 +683,7 @@ def _add_each(d: Draft, s: State):
 
 @_on(EACH, "remove_each")
 def _remove_each(d: Draft, s: State):
-    o, it, (one, many) = s.owner, s.item, s.container
+    o, it, one = s.owner, s.item, s.container[0]
     x = d.num(2, s.value - 2)
     if s.recipients:
         fact = f"Each {one} gave away {x} of their {it.many}."

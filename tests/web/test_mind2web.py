@@ -113,3 +113,15 @@ def test_official_format_split_and_task_success(tmp_path):
     assert wrong["element_correct"] and not wrong["step_success"]
     with pytest.raises(ValueError):
         load_split(tmp_path, "train")
+
+
+def test_run_eval_gold_formulation_writes_metrics_and_resumes(tmp_path):
+    from eval.mind2web.run_eval import main
+
+    test_official_format_split_and_task_success(tmp_path)  # writes tmp_path/test_domain/part_0.json
+    argv = ["--data_dir", str(tmp_path), "--save_dir", str(tmp_path / "out"), "--formulation", "gold",
+            "--top_k", "1"]
+    first = main(argv)
+    assert first["test_domain"]["num_steps"] == 2 and set(first) == {"test_domain"}
+    assert main(argv) == first
+    assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == 2

@@ -1,0 +1,94 @@
+"""Tools and toolboxes: the execution module's contract with the agent loop.
+
+A :class:`Tool` is a name, the one-line description of ``lumos.vocabulary`` and one callable
+``(args, variables) -> values``. A :class:`Toolbox` holds the tools of one domain and runs a parsed
+:class:`lumos.format.Action` against the ``R<n>`` results of earlier actions, storing what the tool
+returns under the action's output names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Mapping
+
+from lumos.format import Action, variables_used
+from lumos.vocabulary import DomainVocabulary
+
+ToolFunction = Callable[[str, Mapping[str, str]], list[str]]
+
+
+class ToolError(Exception):
+    """An action that could not be executed; the message says what failed and why."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    name: str
+    description: str
+    run: ToolFunction
+
+    def __call__(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        return self.run(args, variables)
+
+
+class Toolbox:
+    """The tools of one domain, executed against the results of earlier actions."""
+
+    def __init__(self, domain: str, tools: Iterable[Tool], *, on_close: Callable[[], None] | None = None):
+        self.domain = domain
+        self.tools: dict[str, Tool] = {}
+        for tool in tools:
+            if tool.name in self.tools:
+                raise ValueError(f"tool {tool.name!r} is registered twice in domain {domain!r}")
+            self.tools[tool.name] = tool
+        self._on_close = on_close
+
+    @classmethod
+    def from_vocabulary(cls, vocabulary: DomainVocabulary, functions: Mapping[str, ToolFunction],
+                        *, on_close: Callable[[], None] | None = None) -> "Toolbox":
+        """Build the toolbox of ``vocabulary``; every action needs a function and nothing else may come."""
+        missing = [name for name in vocabulary.tool_names if name not in functions]
+        extra = [name for name in functions if name not in vocabulary.tool_names]
+        if missing or extra:
+            raise ValueError(f"domain {vocabulary.name!r}: tools missing {missing}, not in the vocabulary {extra}")
+        tools = [Tool(spec.name, spec.description, functions[spec.name]) for spec in vocabulary.actions]
+        return cls(vocabulary.name, tools, on_close=on_close)
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        return tuple(self.tools)
+
+    def execute(self, action: Action, variables: dict[str, str]) -> str:
+        """Run ``action``, store its values under ``action.outputs`` in ``variables``, return the result text."""
+        tool = self.tools.get(action.tool)
+        if tool is None:
+            raise ToolError(f"unknown tool {action.tool!r} in domain {self.domain!r}; "
+                            f"available: {', '.join(self.tools)}")
+        undefined = sorted({f"R{n}" for n in variables_used(action.args)} - set(variables), key=lambda v: int(v[1:]))
+        if undefined:
+            raise ToolError(f"{action.tool}({action.args}): undefined variable(s) {', '.join(undefined)}; "
+                            f"defined: {', '.join(variables) or 'none'}")
+        try:
+            values = [str(value).strip() for value in tool(action.args, variables)]
+        except ToolError as error:
+            raise ToolError(f"{action.tool}({action.args}): {error}") from error
+        expected = max(1, len(action.outputs))
+        if len(values) != expected:
+            raise ToolError(f"{action.tool}({action.args}) gave {len(values)} value(s) "
+                            f"({', '.join(values)}) for {expected} output(s) {', '.join(action.outputs)}")
+        if any(not value for value in values):
+            raise ToolError(f"{action.tool}({action.args}) gave an empty value")
+        for name, value in zip(action.outputs, values):
+            variables[name] = value
+        return ", ".join(values)
+
+    def close(self) -> None:
+        """Release what the tools hold (worker processes); the toolbox restarts them if used again."""
+        if self._on_close is not None:
+            self._on_close()
+
+    def __enter__(self) -> "Toolbox":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

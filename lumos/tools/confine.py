@@ -1,0 +1,112 @@
+"""Confinement applied inside a child process: resource limits and an audit-hook guard.
+
+Standard library only, and importable as a lone file, because the ``Code`` sandbox child runs
+under ``python -I`` without the project on its path. The guard (``sys.addaudithook``; a hook can
+never be removed) refuses network access, new processes, signals to other processes, native
+code through ctypes, and any file write or change outside one writable directory. Together with
+the rlimits (CPU, address space, file size, core dumps, processes) this bounds what untrusted
+model text can do in that child.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+from typing import Callable
+
+_DENIED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty",
+                    "os.system", "os.kill", "os.killpg", "os.startfile", "os.setuid", "os.setgid", "pty.",
+                    "ctypes.", "winreg.", "webbrowser.", "urllib.Request", "ftplib.", "smtplib.", "http.",
+                    "imaplib.", "poplib.", "nntplib.", "telnetlib.", "resource.setrlimit", "resource.prlimit",
+                    "sys.remote_exec", "_posixsubprocess.", "os.chroot")
+_DENIED_MODULES = frozenset({"ctypes", "_ctypes", "_posixsubprocess", "multiprocessing", "_multiprocessing",
+                             "socket", "_socket", "ssl", "_ssl", "subprocess", "pty", "signal", "_signal",
+                             "resource"})
+# Events that change the file system; the path arguments must lie in the writable directory.
+_PATH_EVENTS = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.rename": 2, "os.link": 2, "os.symlink": 2,
+                "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1, "os.chflags": 1,
+                "os.lchflags": 1, "os.lchmod": 1, "os.mkfifo": 1, "os.mknod": 1, "shutil.rmtree": 1,
+                "shutil.copyfile": 2, "shutil.copytree": 2, "shutil.move": 2}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def apply_limits(*, cpu_seconds: int | None, memory_mb: int | None, file_mb: int | None = 16) -> None:
+    """Set this process's rlimits (lowering only; a process may not raise its hard limits back)."""
+    if cpu_seconds is not None:
+        _lower(resource.RLIMIT_CPU, cpu_seconds, cpu_seconds + 1)
+    if memory_mb is not None:
+        _lower(resource.RLIMIT_AS, memory_mb * 1024 * 1024)
+    if file_mb is not None:
+        _lower(resource.RLIMIT_FSIZE, file_mb * 1024 * 1024)
+    _lower(resource.RLIMIT_CORE, 0)
+    _lower(resource.RLIMIT_NPROC, 0)  # not enforced for root; the audit guard refuses forks anyway
+
+
+def _lower(limit: int, soft: int, hard: int | None = None) -> None:
+    old_soft, old_hard = resource.getrlimit(limit)
+    hard = soft if hard is None else hard
+    if old_hard != resource.RLIM_INFINITY:
+        hard = min(hard, old_hard)
+        soft = min(soft, hard)
+    try:
+        resource.setrlimit(limit, (soft, hard))
+    except (ValueError, OSError):
+        pass  # e.g. RLIMIT_NPROC below the current count on some systems; the others still hold
+
+
+class Gate:
+    """Lets trusted code of the confined process do one gated event (e.g. lower its own rlimit)."""
+
+    def __init__(self) -> None:
+        self.open_for: str | None = None
+
+    def run(self, event: str, action: "Callable[[], object]") -> object:
+        self.open_for = event
+        try:
+            return action()
+        finally:
+            self.open_for = None
+
+
+def install_guard(writable_dir: str | None) -> Gate:
+    """Refuse network, processes, ctypes and writes outside ``writable_dir`` (None: no writes at all).
+
+    Returns the :class:`Gate` through which trusted code may still do a refused event.
+    """
+    gate = Gate()
+    root = os.path.realpath(writable_dir) if writable_dir else None
+    for name in list(sys.modules):
+        if name.split(".")[0] in {"ctypes", "_ctypes", "_posixsubprocess"}:
+            del sys.modules[name]
+
+    def inside(path: object) -> bool:
+        if isinstance(path, int):
+            return True  # an already open descriptor; opening it was checked
+        if isinstance(path, bytes):
+            path = os.fsdecode(path)
+        if not isinstance(path, str) or root is None:
+            return False
+        real = os.path.realpath(path)
+        return real == root or real.startswith(root + os.sep)
+
+    def hook(event: str, args: tuple) -> None:
+        if event == gate.open_for:
+            return
+        if event.startswith(_DENIED_PREFIXES):
+            raise PermissionError(f"sandbox: {event} is not allowed")
+        if event == "import" and args and str(args[0]).split(".")[0] in _DENIED_MODULES:
+            raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
+        if event == "open" and len(args) >= 3:
+            path, mode, flags = args[0], args[1], args[2]
+            writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and flags & _WRITE_FLAGS)
+            if writes and not inside(path):
+                raise PermissionError(f"sandbox: writing {path!r} outside the scratch directory is not allowed")
+        elif event in _PATH_EVENTS:
+            for path in args[:_PATH_EVENTS[event]]:
+                if not inside(path):
+                    raise PermissionError(f"sandbox: {event} on {path!r} outside the scratch directory")
+
+    sys.addaudithook(hook)
+    return gate

@@ -1,0 +1,337 @@
+"""The maths execution module: Calculator, SetEquation, SolveEquation, SolveInequality, Count, Define, Code.
+
+Semantics follow the released Lumos evaluation (WolframAlpha there, sympy here):
+
+- earlier results ``R<n>`` are substituted into the arguments in parentheses (``R1 * 2`` with
+  ``R1 = 3 + x`` is ``(3 + x) * 2``); a result that is an equation is applied to both of its
+  sides (``R1 * 2`` with ``R1 = x + 1 = 3`` gives ``2*x + 2 = 6``);
+- a result can be applied as a function: ``R4(R5, R6)`` calls the function a ``Code`` action
+  defined (in the sandbox), or substitutes the values into the free symbols of a symbolic result
+  in name order (``x - 7*y`` at ``(-9/8, -3/5)``); ``name=value`` binds by name;
+- ``SetEquation`` returns the equation, ``SolveEquation`` one value per unknown (in name order),
+  ``SolveInequality`` the solution set (``x > 2``), ``Count`` the number of items (an arithmetic
+  sequence written with ``...`` is counted by its step), ``Define`` its argument, ``Code`` the
+  value of the code (or the function it defines).
+
+Plain arithmetic takes an exact, bounded in-process path (``lumos.tools.arithmetic``); symbolic
+work goes to a confined sympy worker with a deadline (``lumos.tools.worker``); Python code goes
+to the sandbox (``lumos.tools.sandbox``). Nothing here evaluates model text in-process.
+"""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Mapping
+
+from lumos.tools.arithmetic import NotArithmetic, evaluate_arithmetic
+from lumos.tools.base import ToolError, Toolbox
+from lumos.tools.numbers import format_number, normalize_arithmetic, parse_number
+from lumos.tools.sandbox import run_code
+from lumos.tools.worker import SymbolicWorker
+from lumos.vocabulary import MATHS
+
+MAX_ARGUMENT = 100_000  # characters of one action's argument
+MAX_COUNT_ITEMS = 100_000
+
+_VARIABLE = re.compile(r"\bR([1-9]\d*)\b")
+_SINGLE_EQUALS = re.compile(r"(?<![<>=!])=(?!=)")
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_FUNCTION_NAME = re.compile(r"def\s+([A-Za-z_]\w*)\s*\(")
+_IF_FORM = re.compile(r"\s*if\b\s*(.*)", re.IGNORECASE | re.DOTALL)
+_NUMERIC_TYPES = {"int", "float", "Fraction", "Decimal", "Integer", "Rational", "Float", "float64", "int64"}
+
+
+class _EquationInside(Exception):
+    """An argument refers to a result that is an equation; the caller evaluates side by side."""
+
+
+def maths_toolbox(timeout: float = 1.0, memory_mb: int = 512) -> Toolbox:
+    """The maths domain's toolbox; every evaluation is bounded by ``timeout`` seconds and ``memory_mb``."""
+    engine = MathsEngine(timeout=timeout, memory_mb=memory_mb)
+    return Toolbox.from_vocabulary(MATHS, {
+        "Calculator": engine.calculator, "SetEquation": engine.set_equation, "SolveEquation": engine.solve_equation,
+        "Count": engine.count, "SolveInequality": engine.solve_inequality, "Code": engine.code,
+        "Define": engine.define,
+    }, on_close=engine.close)
+
+
+class MathsEngine:
+    """The maths tools over one symbolic worker; each tool is ``(args, variables) -> values``."""
+
+    def __init__(self, timeout: float = 1.0, memory_mb: int = 512):
+        self.timeout = timeout
+        self.memory_mb = memory_mb
+        self.worker = SymbolicWorker(timeout=timeout, memory_mb=memory_mb)
+
+    def close(self) -> None:
+        self.worker.close()
+
+    # ------------------------------------------------------------------ the tools
+
+    def calculator(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        _check_size(args)
+        sides = _top_level_equation(args)
+        if sides is not None:
+            return [" = ".join(self.evaluate(self.substitute(side, variables)) for side in sides)]  # both sides
+        try:
+            return [self.evaluate(self.substitute(args, variables))]
+        except _EquationInside:
+            left, right = (self.evaluate(self.substitute(args, variables, side)) for side in (0, 1))
+            return [f"{left} = {right}"]
+
+    def set_equation(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        _check_size(args)
+        return [", ".join(self._equation_text(part, variables) for part in _split_items(args))]
+
+    def solve_equation(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        _check_size(args)
+        parts: list[str] = []
+        for part in _split_items(args):
+            stored = variables.get(part.strip())
+            # A stored system (``R1 = SetEquation(a = b, c = d)``) contributes each of its equations.
+            parts.extend(_split_items(stored) if stored and _SINGLE_EQUALS.search(stored) else [part])
+        equations = [normalize_arithmetic(self._equation_text(part, variables)) for part in parts]
+        if len(equations) == 1 and not _SINGLE_EQUALS.search(equations[0]):
+            try:
+                return [format_number(evaluate_arithmetic(equations[0]))]
+            except NotArithmetic:
+                pass
+        return [str(value) for value in self.worker.call("solve_equations", equations)]  # type: ignore[union-attr]
+
+    def solve_inequality(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        _check_size(args)
+        parts = [normalize_arithmetic(self.substitute(part, variables)) for part in _split_items(args)]
+        return [str(self.worker.call("solve_inequality", parts))]
+
+    def count(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        _check_size(args)
+        text = _VARIABLE.sub(lambda m: _lookup(variables, m.group(0)), args).strip()
+        text = _strip_brackets(text)
+        if not text:
+            return ["0"]
+        items = _split_items(text)
+        if len(items) > MAX_COUNT_ITEMS:
+            raise ToolError(f"the list has more than {MAX_COUNT_ITEMS} items")
+        ellipsis = [i for i, item in enumerate(items) if item.strip() in ("...", "…")]
+        if not ellipsis:
+            return [str(len(items))]
+        return [self._count_sequence(items, ellipsis)]
+
+    def define(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        _check_size(args)
+        text = _strip_brackets(self.substitute(args, variables)).strip()
+        if not text:
+            raise ToolError("nothing to define")
+        number = parse_number(text)
+        return [format_number(number) if number is not None else text]
+
+    def code(self, args: str, variables: Mapping[str, str]) -> list[str]:
+        _check_size(args)
+        conditional = _IF_FORM.fullmatch(args)
+        if conditional:
+            parts = _split_items(conditional.group(1))
+            if len(parts) != 3:
+                raise ToolError("'If' pseudo code needs three parts: If <condition>, <then>, <else>")
+            condition, then, otherwise = (normalize_arithmetic(self.substitute(p, variables)) for p in parts)
+            return [self._run(f"({then}) if ({condition}) else ({otherwise})")]
+        source = args.strip()
+        function = _FUNCTION_NAME.search(source)
+        if function or source.startswith("lambda"):
+            name = function.group(1) if function else "_lumos_function"
+            program = source if function else f"{name} = {source}"
+            checked = run_code(program, expression=f"callable({name})", timeout=self.timeout, memory_mb=self.memory_mb)
+            if checked.value != "True":
+                raise ToolError(f"the code does not define a function {name!r}")
+            return [source]
+        return [self._run(self.substitute(source, variables))]
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, text: str) -> str:
+        """Value of a substituted formula: exact fast path for arithmetic, the sympy worker otherwise."""
+        normalized = normalize_arithmetic(text)
+        try:
+            return format_number(evaluate_arithmetic(normalized))
+        except NotArithmetic:
+            return str(self.worker.call("calculate", normalized))
+
+    def evaluate_symbolic(self, text: str) -> str:
+        """Like :meth:`evaluate` but always through sympy (the baseline of ``bench/bench_tools.py``)."""
+        return str(self.worker.call("calculate", normalize_arithmetic(text)))
+
+    def substitute(self, text: str, variables: Mapping[str, str], side: int | None = None) -> str:
+        """Replace ``R<n>`` by its value in parentheses, applying ``R<n>(...)`` calls first.
+
+        A result that is an equation is replaced by its left (``side=0``) or right (``side=1``)
+        side; with ``side=None`` meeting one raises :class:`_EquationInside`.
+        """
+        out: list[str] = []
+        pos = 0
+        while (match := _VARIABLE.search(text, pos)) is not None:
+            out.append(text[pos:match.start()])
+            name = match.group(0)
+            value = _lookup(variables, name)
+            if text.startswith("(", match.end()):
+                close = _matching_paren(text, match.end())
+                call_args = self.substitute(text[match.end() + 1:close], variables, side)
+                out.append(f"({self.apply(name, value, call_args)})")
+                pos = close + 1
+                continue
+            if _is_function(value):
+                raise ToolError(f"{name} is a function; call it as {name}(...)")
+            sides = _equation_sides(value)
+            if sides is not None:
+                if side is None:
+                    raise _EquationInside(name)
+                value = sides[side]
+            value = value.strip()
+            out.append(value if _BARE_NUMBER.fullmatch(value) else f"({value})")
+            pos = match.end()
+        out.append(text[pos:])
+        return "".join(out)
+
+    def apply(self, name: str, value: str, call_args: str) -> str:
+        """``R4(3, 4)``: call a Code function, or substitute into a symbolic result's unknowns."""
+        if _is_function(value):
+            function = _FUNCTION_NAME.search(value)
+            program = value if function else f"_lumos_function = {value}"
+            called = function.group(1) if function else "_lumos_function"
+            result = run_code(program, expression=f"{called}({normalize_arithmetic(call_args)})",
+                              timeout=self.timeout, memory_mb=self.memory_mb)
+            return _sandbox_value(result.value, result.value_type, result.stdout)
+        if _equation_sides(value) is not None:
+            raise ToolError(f"{name} is an equation and cannot be called")
+        if parse_number(value) is not None:
+            return self.evaluate(f"({value}) * ({call_args})")  # "3(4)": a product, as written
+        args = [normalize_arithmetic(arg) for arg in _split_items(call_args)]
+        return str(self.worker.call("apply", normalize_arithmetic(value), args))
+
+    # ------------------------------------------------------------------ helpers
+
+    def _equation_text(self, part: str, variables: Mapping[str, str]) -> str:
+        sides = _top_level_equation(part)
+        if sides is not None:
+            try:
+                return " = ".join(self.substitute(side, variables).strip() for side in sides)
+            except _EquationInside as inside:
+                raise ToolError(f"{inside} is an equation inside an equation") from None
+        try:
+            return self.substitute(part, variables)
+        except _EquationInside:
+            return " = ".join(self.substitute(part, variables, side).strip() for side in (0, 1))
+
+    def _count_sequence(self, items: list[str], ellipsis: list[int]) -> str:
+        if ellipsis != [len(items) - 2] or len(items) < 4:
+            raise ToolError("a sequence with '...' needs two first terms, '...' and the last term")
+        first, second, last = (parse_number(self.evaluate(items[i])) for i in (0, 1, -1))
+        if first is None or second is None or last is None:
+            raise ToolError("the terms of a sequence with '...' must be numbers")
+        step = Fraction(second) - Fraction(first)
+        if step == 0:
+            raise ToolError("the sequence does not advance (its first two terms are equal)")
+        count = (Fraction(last) - Fraction(first)) / step + 1
+        if count.denominator != 1 or count < 1:
+            raise ToolError(f"the last term {format_number(Fraction(last))} is not reached by steps of "
+                            f"{format_number(step)} from {format_number(Fraction(first))}")
+        return format_number(count)
+
+    def _run(self, code: str) -> str:
+        result = run_code(code, timeout=self.timeout, memory_mb=self.memory_mb)
+        return _sandbox_value(result.value, result.value_type, result.stdout)
+
+
+def _sandbox_value(value: str | None, value_type: str | None, stdout: str) -> str:
+    if value is None:
+        if not stdout.strip():
+            raise ToolError("the code produced no value and printed nothing")
+        return stdout.strip()
+    if value_type in _NUMERIC_TYPES:
+        number = parse_number(value)
+        if number is not None:
+            return format_number(number)
+    return value
+
+
+def _lookup(variables: Mapping[str, str], name: str) -> str:
+    try:
+        return str(variables[name])
+    except KeyError:
+        raise ToolError(f"undefined variable {name}; defined: {', '.join(sorted(variables)) or 'none'}") from None
+
+
+def _is_function(value: str) -> bool:
+    stripped = value.lstrip()
+    return stripped.startswith(("def ", "lambda")) or bool(_FUNCTION_NAME.match(stripped))
+
+
+def _equation_sides(value: str) -> tuple[str, str] | None:
+    parts = _SINGLE_EQUALS.split(value)
+    return (parts[0], parts[1]) if len(parts) == 2 else None
+
+
+def _top_level_equation(text: str) -> tuple[str, str] | None:
+    """The two sides of ``a = b`` when ``=`` appears once outside parentheses."""
+    depth = 0
+    positions = []
+    for match in _SINGLE_EQUALS.finditer(text):
+        depth = text.count("(", 0, match.start()) - text.count(")", 0, match.start())
+        if depth == 0:
+            positions.append(match.start())
+    if len(positions) != 1:
+        return None
+    return text[:positions[0]], text[positions[0] + 1:]
+
+
+def _matching_paren(text: str, open_pos: int) -> int:
+    depth = 0
+    for pos in range(open_pos, len(text)):
+        if text[pos] == "(":
+            depth += 1
+        elif text[pos] == ")":
+            depth -= 1
+            if depth == 0:
+                return pos
+    raise ToolError(f"unbalanced parentheses in {text!r}")
+
+
+def _split_items(text: str) -> list[str]:
+    """Split on top-level ``", "``; on bare ``,`` only when no ``", "`` separates (``1,2,3``)."""
+    separator = ", " if _split_top_level(text, ", ") != [text] else ","
+    parts = _split_top_level(text, separator)
+    if separator == "," and all(re.fullmatch(r"\d{3}\D*", part.strip()) for part in parts[1:]):
+        return [text]  # "1,000": a thousands separator, not a list
+    return [part.strip() for part in parts]
+
+
+def _split_top_level(text: str, separator: str) -> list[str]:
+    parts, depth, start, pos = [], 0, 0, 0
+    while pos < len(text):
+        char = text[pos]
+        if char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth = max(depth - 1, 0)
+        elif depth == 0 and text.startswith(separator, pos):
+            parts.append(text[start:pos])
+            pos += len(separator)
+            start = pos
+            continue
+        pos += 1
+    parts.append(text[start:])
+    return parts
+
+
+def _strip_brackets(text: str) -> str:
+    text = text.strip()
+    pairs = {"[": "]", "(": ")", "{": "}"}
+    if text and text[0] in pairs and text.endswith(pairs[text[0]]):
+        inner = text[1:-1]
+        if _split_top_level(inner, pairs[text[0]]) == [inner] and inner.count(text[0]) == inner.count(pairs[text[0]]):
+            return inner.strip()
+    return text
+
+
+def _check_size(args: str) -> None:
+    if len(args) > MAX_ARGUMENT:
+        raise ToolError(f"argument of {len(args)} characters is longer than the limit {MAX_ARGUMENT}")

@@ -1,0 +1,154 @@
+"""Numbers as people write them: reading ``$1,200``, ``25%``, ``3 x 4``; printing ``18``, ``0.2``.
+
+``parse_number`` reads one number, ``same_number`` compares two (allowing for the rounding a
+written claim carries: ``0.33`` stands for 1/3), ``format_number`` prints a result the way a
+person writes it, and ``normalize_arithmetic`` rewrites human notation inside a formula into
+Python/sympy operators. Standard library only.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+
+# Decimal places kept when printing a non-integer (significant places below 1).
+DISPLAY_PLACES = 6
+# Beyond this decimal exponent a written number is read as a float, not an exact Fraction.
+_MAX_EXACT_EXPONENT = 400
+
+_UNICODE_OPERATORS = str.maketrans({"×": "*", "✕": "*", "·": "*", "⋅": "*", "∙": "*", "÷": "/",
+                                     "−": "-", "–": "-", "—": "-", "＋": "+", "﹣": "-",
+                                     "≤": "<=", "≥": ">=", "≠": "!="})
+_CURRENCY = re.compile(r"[$€£¥]")
+_THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+)(?!\d|,\d)")
+_NUMBER = r"\d+(?:\.\d*)?|\.\d+"
+_PERCENT_OF = re.compile(rf"({_NUMBER})\s*%\s*of\b")
+_PERCENT = re.compile(rf"({_NUMBER})\s*%(?!\s*[\w(.$])")
+_TIMES_SPACED = re.compile(r"(?<=[\d)])\s+[xX]\s+(?=[\d(.$])")
+_TIMES_TIGHT = re.compile(r"(?<=\d)[xX](?=\d)")
+_OF = re.compile(r"(?<=[\d)])\s+of\s+(?=[\d(.$])")
+
+_PLAIN = re.compile(r"[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d*)?(?:[eE][+-]?\d+)?")
+_RATIO = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*/\s*([+-]?(?:\d+(?:\.\d*)?|\.\d+))")
+_MIXED = re.compile(r"([+-]?)(\d+)\s+(\d+)\s*/\s*(\d+)")
+
+
+def normalize_arithmetic(text: str) -> str:
+    """Rewrite human notation into operators: ``$1,200 x 25%`` -> ``1200 * (25/100)``."""
+    text = text.translate(_UNICODE_OPERATORS).replace("^", "**")
+    text = _CURRENCY.sub("", text)
+    text = _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+    text = _PERCENT_OF.sub(r"(\1/100)*", text)
+    text = _PERCENT.sub(r"(\1/100)", text)
+    text = _TIMES_SPACED.sub(" * ", text)
+    text = _TIMES_TIGHT.sub("*", text)
+    text = _OF.sub(" * ", text)
+    return text.strip()
+
+
+def parse_number(text: object) -> Fraction | float | None:
+    """One number as written (``18``, ``$1,200.50``, ``25%``, ``1/2``, ``2 1/2``, ``1e-3``), else None.
+
+    Exact values come back as :class:`Fraction`; only numbers beyond the exact range come back as
+    floats. Numbers (int, float, Fraction) pass through.
+    """
+    if isinstance(text, bool):
+        return None
+    if isinstance(text, (int, Fraction)):
+        return Fraction(text)
+    if isinstance(text, float):
+        return Fraction(text) if math.isfinite(text) else None
+    if not isinstance(text, str):
+        return None
+    s = _CURRENCY.sub("", text.strip().translate(_UNICODE_OPERATORS)).replace(" ", " ").strip()
+    if s.startswith("+"):
+        s = s[1:]
+    if s.endswith(".") and s[:-1].replace(",", "").replace("-", "").isdigit():
+        s = s[:-1]  # "18." at the end of a sentence
+    percent = s.endswith("%")
+    if percent:
+        s = s[:-1].rstrip()
+    value = _parse_unsigned_forms(s)
+    if value is None:
+        return None
+    if percent:
+        value = value / 100
+    return value
+
+
+def _parse_unsigned_forms(s: str) -> Fraction | float | None:
+    if not s or len(s) > 400:
+        return None
+    if _PLAIN.fullmatch(s) and any(c.isdigit() for c in s):
+        plain = s.replace(",", "")
+        mantissa, _, exponent = plain.lower().partition("e")
+        if exponent and abs(int(exponent)) > _MAX_EXACT_EXPONENT:
+            number = float(plain)
+            return number if math.isfinite(number) and number != 0 else None
+        if mantissa.endswith("."):
+            plain = mantissa[:-1] + ("e" + exponent if exponent else "")
+        return Fraction(plain)
+    ratio = _RATIO.fullmatch(s)
+    if ratio:
+        denominator = Fraction(ratio.group(2))
+        return Fraction(ratio.group(1)) / denominator if denominator else None
+    mixed = _MIXED.fullmatch(s)
+    if mixed and int(mixed.group(4)):
+        value = int(mixed.group(2)) + Fraction(int(mixed.group(3)), int(mixed.group(4)))
+        return -value if mixed.group(1) == "-" else value
+    return None
+
+
+def format_number(value: Fraction | int | float) -> str:
+    """``18`` not ``18.0``; ``0.2``; ``1/3`` -> ``0.333333`` (6 places, 6 significant ones below 1)."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"not a finite number: {value}")
+        value = Fraction(value)
+    value = Fraction(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    sign = "-" if value < 0 else ""
+    numerator, denominator = abs(value.numerator), value.denominator
+    places = DISPLAY_PLACES
+    if numerator < denominator:
+        # Leading zeros after the point, so tiny values keep significant digits.
+        zeros = len(str(denominator)) - len(str(numerator))
+        if numerator * 10 ** zeros >= denominator:
+            zeros -= 1
+        places += max(zeros, 0)
+    scaled, remainder = divmod(numerator * 10 ** places, denominator)
+    if 2 * remainder >= denominator:  # round half up, as people do
+        scaled += 1
+    digits = str(scaled).rjust(places + 1, "0")
+    whole, fraction = digits[:-places], digits[-places:].rstrip("0")
+    text = f"{whole}.{fraction}" if fraction else whole
+    return "0" if text == "0" else sign + text
+
+
+def _written_places(text: object) -> int | None:
+    """Decimal places a written number shows (``0.33`` -> 2), None when it is not a plain decimal."""
+    if not isinstance(text, str):
+        return None
+    s = _CURRENCY.sub("", text.strip()).rstrip(".")
+    match = re.fullmatch(r"[+-]?[\d,]*\.(\d+)", s)
+    return len(match.group(1)) if match else None
+
+
+def same_number(a: object, b: object, rel_tol: float = 1e-6) -> bool:
+    """Whether ``a`` and ``b`` name the same number (``$18`` = ``18.0`` = ``18``).
+
+    Close within ``rel_tol``, or equal up to the rounding a written decimal shows: a claim of
+    ``0.33`` matches 1/3 because it is 1/3 rounded to two places (half a unit in the last place).
+    """
+    x, y = parse_number(a), parse_number(b)
+    if x is None or y is None:
+        return False
+    if x == y:
+        return True
+    difference = abs(Fraction(x) - Fraction(y))
+    if difference <= Fraction(rel_tol) * max(abs(Fraction(x)), abs(Fraction(y))):
+        return True
+    places = [p for p in (_written_places(a), _written_places(b)) if p is not None]
+    return bool(places) and difference <= Fraction(1, 2 * 10 ** min(places))

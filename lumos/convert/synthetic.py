@@ -173,7 +173,7 @@ def generate_problems(n: int, seed: int, split: str = "train") -> list[dict]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m lumos.convert.synthetic", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="number of problems")
     parser.add_argument("--seed", type=int, default=0)

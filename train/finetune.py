@@ -33,7 +33,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file by `accelerate launch train/finetune.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from train.data import (FlatteningCollator, PackedRows, count_tokens, load_conversations,
+from train.data import (FlatteningCollator, PackedRows, TrainingDataError, count_tokens, load_conversations,
                         padding_collator, tokenize_dataset)
 
 logger = logging.getLogger("lumos.finetune")
@@ -305,7 +305,11 @@ class FinetuneRecipe:
              "weight_decay": cfg.weight_decay},
             {"params": [p for n, p in named if any(k in n.lower() for k in no_decay)], "weight_decay": 0.0},
         ]
-        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=torch.cuda.is_available())
+        from accelerate.utils import DistributedType
+
+        # DeepSpeed keeps its own (possibly CPU-offloaded) partitions, which the fused kernel cannot take.
+        fused = torch.cuda.is_available() and self.accelerator.distributed_type != DistributedType.DEEPSPEED
+        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused)
         # accelerate steps a prepared scheduler once per process per optimizer step.
         total = self.max_train_steps * self.accelerator.num_processes
         scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer=optimizer,
@@ -343,6 +347,8 @@ class FinetuneRecipe:
                         disable=not accelerator.is_local_main_process, desc="training")
         window_loss, window_micro, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
         self.model.train()
+        if self.completed_steps >= self.max_train_steps:  # resumed from the last checkpoint of a finished run
+            self.num_epochs = self.epoch
         for epoch in range(self.epoch, self.num_epochs):
             self.epoch = epoch
             self.dataloader.set_epoch(epoch)
@@ -447,7 +453,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"finetune: {error}", file=sys.stderr)
         return 2
     recipe = FinetuneRecipe(config)
-    recipe.setup()
+    try:
+        recipe.setup()
+    except (ConfigError, TrainingDataError) as error:
+        print(f"finetune: {error}", file=sys.stderr)
+        return 2
     recipe.train()
     recipe.save()
     return 0

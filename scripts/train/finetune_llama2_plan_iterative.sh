@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# Fine-tune the planning module (iterative formulation); settings as in scripts/train/finetune.sh.
+exec "$(dirname "$0")/finetune.sh" plan iterative "$@"

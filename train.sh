@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Fine-tune a Lumos module:  ./train.sh plan|ground iterative|onetime
+# Runs scripts/train/finetune_llama2_<module>_<formulation>.sh; settings (MODEL, TASK, OUTPUT_DIR, ...)
+# come from the environment, see scripts/train/finetune.sh.
+set -euo pipefail
+cd "$(dirname "$0")"
+if [[ $# -ne 2 ]]; then echo "train: usage: ./train.sh plan|ground iterative|onetime" >&2; exit 2; fi
+script="scripts/train/finetune_llama2_$1_$2.sh"
+if [[ ! -f "$script" ]]; then
+    echo "train: no script for '$1 $2': use ./train.sh plan|ground iterative|onetime" >&2; exit 2
+fi
+exec bash "$script"

@@ -117,7 +117,9 @@ class Summary:
         if self.verified or self.rejected:
             checked = self.verified + sum(self.rejected.values())
             share = self.verified / checked if checked else 0.0
-            out.append(f"verified by execution: {self.verified}/{checked} ({share:.1%})")
+            out.append(f"verified by execution: {self.verified}/{checked} converted ({share:.1%})")
+            if processed:
+                out.append(f"converted and verified: {self.verified}/{processed} records ({self.verified / processed:.1%})")
             out += [f"  rejected, {reason}: {count}" for reason, count in self.rejected.most_common()]
         out += [f"  failed, {reason}: {count}" for reason, count in self.failures.most_common()]
         return out

@@ -1,0 +1,310 @@
+"""The plan -> ground -> execute loop (FORMAT.md §4), advancing a whole batch of tasks together.
+
+Iterative: every unfinished task asks its planner for the next subgoal (one batched call),
+grounds it (one batched call), runs the grounded actions with the domain's toolbox, and tells
+the planner the result; until the planner says ``Yes, I will stop planning.`` or ``max_steps``.
+Onetime: plan everything (one call), ground everything (one call), execute.
+
+Conversations come only from ``lumos.prompts`` (the strings training used). Model output is
+untrusted: a reply that does not parse, or names a tool the domain lacks, ends that task with a
+recorded error while the others go on. The loop knows nothing of a domain beyond its toolbox,
+its name (prompt text) and the feedback function that turns a result into the planner's turn.
+
+    agent = Agent(planner, grounder, maths_toolbox(), domain="maths", formulation="iterative")
+    episodes = agent.run([("q1", "Janet's ducks lay 16 eggs ...")])
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Callable, Literal, Sequence
+
+from lumos import prompts
+from lumos.episode import Episode, ExitStatus, Step, ToolCall
+from lumos.format import OUTPUT, Action, FormatError, Plan, number_outputs, parse_actions, render_actions
+from lumos.llm.base import GenerationError, Generator
+from lumos.tools.base import Toolbox, ToolError
+
+Formulation = Literal["iterative", "onetime"]
+FeedbackFunction = Callable[[int, str, str], str]
+DEFAULT_EOS = "</s>"  # LLaMA's, as the released checkpoints use
+
+
+def result_feedback(index: int, subgoal_text: str, result: str) -> str:
+    """Maths and complex QA: the planner is told the subgoal's last result."""
+    return prompts.plan_feedback(index, result)
+
+
+def completion_feedback(index: int, subgoal_text: str, result: str) -> str:
+    """Web agent: the planner is told which subgoal was done."""
+    return prompts.web_plan_feedback(subgoal_text)
+
+
+def generator_eos(generator: Generator) -> str:
+    """The EOS text a generator's model was trained with (``.eos`` where the backend knows it)."""
+    eos = getattr(generator, "eos", None)
+    return eos if isinstance(eos, str) and eos else DEFAULT_EOS
+
+
+@dataclass
+class _TaskState:
+    """What one running task carries between rounds (not saved; the Episode is)."""
+
+    episode: Episode
+    plan_turns: list[dict[str, str]]
+    ground_turns: list[dict[str, str]]
+    variables: dict[str, str]
+    started: float
+
+
+class Agent:
+    """Planner + grounder + toolbox for one domain and formulation; models are loaded by the caller, once."""
+
+    def __init__(self, planner: Generator, grounder: Generator, toolbox: Toolbox, *, domain: str,
+                 formulation: Formulation = "iterative", max_steps: int = 10,
+                 feedback: FeedbackFunction | None = None, prompt_style: prompts.PromptStyle = "tulu",
+                 planner_eos: str | None = None, grounder_eos: str | None = None, max_new_tokens: int = 256):
+        if formulation not in ("iterative", "onetime"):
+            raise ValueError(f"formulation must be 'iterative' or 'onetime', got {formulation!r}")
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        self.planner = planner
+        self.grounder = grounder
+        self.toolbox = toolbox
+        self.domain = domain
+        self.formulation = formulation
+        self.max_steps = max_steps
+        self.feedback = feedback or (completion_feedback if domain == "web_agent" else result_feedback)
+        self.prompt_style = prompt_style
+        self.planner_eos = planner_eos or generator_eos(planner)
+        self.grounder_eos = grounder_eos or generator_eos(grounder)
+        self.max_new_tokens = max_new_tokens
+        # complex QA grounding turns carry earlier results (as training did); maths turns do not.
+        self.ground_with_results = domain == "complex_qa"
+
+    # ------------------------------------------------------------------ public
+
+    def run(self, tasks: Sequence[tuple[str, str]]) -> list[Episode]:
+        """Run ``(id, task)`` pairs together; one Episode per task, in input order."""
+        states = [_TaskState(Episode(id=str(task_id), task=task, formulation=self.formulation),
+                             [{"role": prompts.USER, "content": prompts.plan_task_prompt(task)}], [], {},
+                             time.perf_counter())
+                  for task_id, task in tasks]
+        if self.formulation == "iterative":
+            self._run_iterative(states)
+        else:
+            self._run_onetime(states)
+        return [state.episode for state in states]
+
+    # ------------------------------------------------------------------ iterative
+
+    def _run_iterative(self, states: list[_TaskState]) -> None:
+        while True:
+            active = [s for s in states if not s.episode.done]
+            if not active:
+                return
+            planned = self._plan_round(active)
+            grounded = self._ground_round(planned)
+            for state in grounded:
+                self._execute_step(state)
+                if state.episode.done:
+                    continue
+                step = state.episode.steps[-1]
+                state.plan_turns.append({"role": prompts.USER,
+                                         "content": self.feedback(step.index, step.subgoal or "", step.result or "")})
+                if len(state.episode.steps) >= self.max_steps:
+                    _finish(state, "step_limit", f"no stop after {self.max_steps} subgoals")
+
+    def _plan_round(self, states: list[_TaskState]) -> list[_TaskState]:
+        """Ask every planner for its next subgoal; returns the tasks that got one."""
+        replies, seconds = self._generate(self.planner, [self._render(s.plan_turns, self.planner_eos) for s in states])
+        planned = []
+        for state, reply in zip(states, replies):
+            index = len(state.episode.steps) + 1
+            step = Step(index=index, plan_seconds=seconds)
+            if isinstance(reply, GenerationError):
+                _finish(state, "generation_error", f"planner: {reply}")
+                continue
+            step.plan_reply = reply
+            try:
+                parsed = prompts.parse_planner_reply(reply)
+            except FormatError as error:
+                state.episode.steps.append(step)
+                _finish(state, "parse_error", f"planner reply for subgoal {index}: {error}")
+                continue
+            if parsed.stop:
+                if index == 1:
+                    state.episode.steps.append(step)
+                    _finish(state, "parse_error", "planner stopped before proposing any subgoal")
+                else:
+                    _finish(state, "finished")
+                continue
+            # The conversation keeps the canonical turn, numbered by us: a model's own numbering is untrusted.
+            step.subgoal = parsed.text
+            state.episode.steps.append(step)
+            state.plan_turns.append({"role": prompts.ASSISTANT, "content": prompts.planner_answer(index, parsed.text)})
+            planned.append(state)
+        return planned
+
+    def _ground_round(self, states: list[_TaskState]) -> list[_TaskState]:
+        """Ground every task's newest subgoal; returns the tasks whose grounding parsed."""
+        for state in states:
+            step = state.episode.steps[-1]
+            line = f"Subgoal {step.index}: {step.subgoal}"
+            if step.index == 1:
+                content = prompts.ground_instruction(self.domain, state.episode.task) + prompts.ground_subgoal_prompt(line)
+            else:
+                previous = ([(s.index, s.result or "") for s in state.episode.steps[:-1]]
+                            if self.ground_with_results else [])
+                content = prompts.ground_subgoal_prompt(line, previous)
+            state.ground_turns.append({"role": prompts.USER, "content": content})
+        replies, seconds = self._generate(self.grounder, [self._render(s.ground_turns, self.grounder_eos) for s in states])
+        grounded = []
+        for state, reply in zip(states, replies):
+            step = state.episode.steps[-1]
+            step.ground_seconds = seconds
+            actions = self._parse_grounding(state, step, reply)
+            if actions is None:
+                continue
+            state.ground_turns.append({"role": prompts.ASSISTANT, "content": render_actions(actions)})
+            step.calls = [_pending_call(action) for action in actions]
+            grounded.append(state)
+        return grounded
+
+    # ------------------------------------------------------------------ onetime
+
+    def _run_onetime(self, states: list[_TaskState]) -> None:
+        replies, seconds = self._generate(self.planner, [self._render(s.plan_turns, self.planner_eos) for s in states])
+        planned: list[tuple[_TaskState, list[tuple[int, str]]]] = []
+        for state, reply in zip(states, replies):
+            if isinstance(reply, GenerationError):
+                _finish(state, "generation_error", f"planner: {reply}")
+                continue
+            try:
+                subgoals = prompts.split_onetime_plan(reply)
+            except FormatError as error:
+                state.episode.steps.append(Step(index=1, plan_reply=reply, plan_seconds=seconds))
+                _finish(state, "parse_error", f"onetime plan: {error}")
+                continue
+            state.episode.steps = [Step(index=k, subgoal=text, plan_seconds=seconds)
+                                   for k, (_, text) in enumerate(subgoals, start=1)]
+            state.episode.steps[0].plan_reply = reply
+            planned.append((state, subgoals))
+        lines = [[f"Subgoal {k}: {text}" for k, (_, text) in enumerate(subgoals, start=1)] for _, subgoals in planned]
+        prompts_text = [self._render([{"role": prompts.USER,
+                                       "content": prompts.ground_onetime_prompt(self.domain, state.episode.task, ls)}],
+                                     self.grounder_eos)
+                        for (state, _), ls in zip(planned, lines)]
+        replies, seconds = self._generate(self.grounder, prompts_text)
+        for (state, _), reply in zip(planned, replies):
+            step = state.episode.steps[0]
+            step.ground_seconds = seconds
+            actions = self._parse_grounding(state, step, reply)
+            if actions is None:
+                continue
+            # The onetime grounder answers for all subgoals at once; the calls are kept on the first step.
+            step.calls = [_pending_call(action) for action in actions]
+            self._execute_step(state, step)
+            if not state.episode.done:
+                _finish(state, "finished")
+
+    # ------------------------------------------------------------------ shared
+
+    def _parse_grounding(self, state: _TaskState, step: Step, reply: str | GenerationError) -> list[Action] | None:
+        if isinstance(reply, GenerationError):
+            _finish(state, "generation_error", f"grounder: {reply}")
+            return None
+        step.grounding = reply
+        try:
+            actions = parse_actions(reply)
+        except FormatError as error:
+            _finish(state, "parse_error", f"grounding of subgoal {step.index}: {error}")
+            return None
+        unknown = [action.tool for action in actions if action.tool not in self.toolbox.tools]
+        if unknown:
+            _finish(state, "parse_error", f"grounding of subgoal {step.index} names unknown tool(s) "
+                                               f"{', '.join(unknown)}; available: {', '.join(self.toolbox.tool_names)}")
+            return None
+        return _number_outputs(actions, state.variables)
+
+    def _execute_step(self, state: _TaskState, step: Step | None = None) -> None:
+        _execute_calls(self.toolbox, state, step or state.episode.steps[-1])
+
+    def _render(self, turns: list[dict[str, str]], eos: str) -> str:
+        return prompts.render_prompt(turns, eos, self.prompt_style)
+
+    def _generate(self, generator: Generator, texts: list[str]) -> tuple[list[str | GenerationError], float]:
+        if not texts:
+            return [], 0.0
+        started = time.perf_counter()
+        try:
+            replies = generator.try_generate(texts, stop=["\n"], max_new_tokens=self.max_new_tokens)
+        except Exception as error:  # noqa: BLE001 - a backend that fails whole still ends each task with a record
+            replies = [GenerationError(f"{type(error).__name__}: {error}") for _ in texts]
+        return [r if isinstance(r, GenerationError) else r.strip() for r in replies], time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _finish(state: _TaskState, status: ExitStatus, error: str | None = None) -> None:
+    state.episode.end(status, error)
+    state.episode.seconds = time.perf_counter() - state.started
+
+
+def _pending_call(action: Action) -> ToolCall:
+    return ToolCall(action=action.render(with_result=False), tool=action.tool, args=action.args,
+                    outputs=list(action.outputs))
+
+
+def _number_outputs(actions: Sequence[Action], variables: dict[str, str]) -> list[Action]:
+    """``Output`` -> ``R<last+1>``, counting the task's earlier variables, as training data did."""
+    highest = max((int(name[1:]) for name in variables if name[1:].isdigit()), default=0)
+    numbered = []
+    for action in actions:
+        outputs = []
+        for name in action.outputs:
+            if name == OUTPUT:
+                highest += 1
+                outputs.append(f"R{highest}")
+            else:
+                highest = max(highest, int(name[1:]))
+                outputs.append(name)
+        numbered.append(replace(action, outputs=tuple(outputs)))
+    return numbered
+
+
+def _execute_calls(toolbox: Toolbox, state: _TaskState, step: Step) -> None:
+    """Run a step's calls in order; the first failure ends the task as ``tool_error``."""
+    for call in step.calls:
+        action = Action(tool=call.tool, args=call.args, outputs=tuple(call.outputs))
+        started = time.perf_counter()
+        try:
+            call.result = toolbox.execute(action, state.variables)
+        except ToolError as error:
+            call.error = str(error)
+        except Exception as error:  # noqa: BLE001 - per-task boundary: a tool bug is recorded, the run goes on
+            call.error = f"{type(error).__name__}: {error}"
+        call.seconds = time.perf_counter() - started
+        if call.error is not None:
+            _finish(state, "tool_error", call.error)
+            return
+        state.episode.prediction = call.result
+
+
+def execute_plan(task_id: str, task: str, plan: Plan, toolbox: Toolbox) -> Episode:
+    """Gold-plan mode: run an annotation's own actions (results dropped), to measure the tools alone."""
+    started = time.perf_counter()
+    episode = Episode(id=str(task_id), task=task, formulation="oracle")
+    state = _TaskState(episode, [], [], {}, started)
+    numbered = number_outputs(plan)
+    for k, subgoal in enumerate(numbered.subgoals, start=1):
+        step = Step(index=k, subgoal=subgoal.text, grounding=render_actions(subgoal.actions),
+                    calls=[_pending_call(action.without_result()) for action in subgoal.actions])
+        episode.steps.append(step)
+        _execute_calls(toolbox, state, step)
+        if episode.done:
+            return episode
+    _finish(state, "finished")
+    return episode

@@ -1,0 +1,221 @@
+"""Pages and paragraphs for the complex-QA tools: a local BM25 corpus, Wikipedia online, passage ranking.
+
+A *knowledge source* answers two questions: which page best matches a query (``find_page``) and
+what that page's paragraphs are (``paragraphs``). :class:`LocalCorpus` reads a JSONL corpus of
+``{"title", "text"}`` paragraphs and indexes it with bm25s once; the index is cached on disk
+under the corpus file's SHA-256, so a changed corpus is re-indexed and an unchanged one never is.
+:class:`WikipediaAPI` asks the MediaWiki API (online runs only). :func:`rank_passages` orders
+paragraphs for a query with BM25, or with a sentence-transformers model when one is named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from lumos.jsonl import BadRecord, read_records
+
+_SPACE = re.compile(r"\s+")
+
+
+class RetrievalError(ValueError):
+    """A corpus that cannot be read or a page that cannot be fetched."""
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    title: str
+    text: str
+
+
+class KnowledgeSource(Protocol):
+    def find_page(self, query: str) -> str | None: ...
+
+    def paragraphs(self, title: str) -> list[str]: ...
+
+
+def one_line(text: str) -> str:
+    """Tool results are single-line text (FORMAT.md §1)."""
+    return _SPACE.sub(" ", text).strip()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("LUMOS_CACHE", Path.home() / ".cache" / "lumos")) / "bm25"
+
+
+def _tokenize(texts: Sequence[str]) -> list[list[str]]:
+    import bm25s
+
+    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
+
+
+def load_corpus(path: str | os.PathLike) -> list[Paragraph]:
+    """Paragraphs of a JSONL corpus; a record without string ``title``/``text`` is an error naming its line."""
+    paragraphs = []
+    for record in read_records(path):
+        if isinstance(record, BadRecord):
+            raise RetrievalError(f"corpus {record}")
+        data = record.data
+        if not isinstance(data.get("title"), str) or not isinstance(data.get("text"), str):
+            raise RetrievalError(f"corpus {path}:{record.line_no}: expected string fields 'title' and 'text'")
+        paragraphs.append(Paragraph(data["title"].strip(), one_line(data["text"])))
+    if not paragraphs:
+        raise RetrievalError(f"corpus {path} holds no paragraph")
+    return paragraphs
+
+
+class LocalCorpus:
+    """A paragraph corpus searched with bm25s; loaded and indexed on first use, index cached on disk."""
+
+    def __init__(self, path: str | os.PathLike, cache_dir: str | os.PathLike | None = None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise RetrievalError(f"corpus file {self.path} does not exist")
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._paragraphs: list[Paragraph] | None = None
+        self._by_title: dict[str, list[int]] = {}
+        self._retriever = None
+        self.index_dir: Path | None = None
+        self.built_index = False  # True when this instance had to build (not load) the index
+
+    def _ensure(self) -> None:
+        if self._retriever is not None:
+            return
+        import bm25s
+
+        self._paragraphs = load_corpus(self.path)
+        for i, paragraph in enumerate(self._paragraphs):
+            self._by_title.setdefault(paragraph.title.lower(), []).append(i)
+        self.index_dir = self.cache_dir / file_sha256(self.path)
+        if (self.index_dir / "params.index.json").is_file():
+            self._retriever = bm25s.BM25.load(str(self.index_dir))
+            return
+        retriever = bm25s.BM25()
+        retriever.index(_tokenize([f"{p.title} {p.text}" for p in self._paragraphs]), show_progress=False)
+        # Written beside the final folder and renamed, so a killed run never leaves half an index.
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=".staging-"))
+        retriever.save(str(staging))
+        try:
+            os.replace(staging, self.index_dir)
+        except OSError:  # another process published the same index first
+            shutil.rmtree(staging, ignore_errors=True)
+        self._retriever = retriever
+        self.built_index = True
+
+    def search(self, query: str, k: int = 5) -> list[tuple[Paragraph, float]]:
+        self._ensure()
+        vocabulary = set(self._retriever.vocab_dict)
+        tokens = [token for token in _tokenize([query])[0] if token in vocabulary]
+        if not tokens:
+            return []
+        scores = self._retriever.get_scores(tokens)
+        best = sorted(range(len(scores)), key=lambda i: -float(scores[i]))[:k]
+        return [(self._paragraphs[i], float(scores[i])) for i in best if scores[i] > 0]
+
+    def find_page(self, query: str) -> str | None:
+        """The exact title when one matches (case-insensitively), else the best paragraph's title."""
+        self._ensure()
+        exact = self._by_title.get(one_line(query).lower())
+        if exact:
+            return self._paragraphs[exact[0]].title
+        hits = self.search(query, k=1)
+        return hits[0][0].title if hits else None
+
+    def paragraphs(self, title: str) -> list[str]:
+        self._ensure()
+        return [self._paragraphs[i].text for i in self._by_title.get(title.strip().lower(), [])]
+
+
+class WikipediaAPI:
+    """Pages from the MediaWiki API (online option; plain-text extracts split into paragraphs)."""
+
+    def __init__(self, endpoint: str = "https://en.wikipedia.org/w/api.php", timeout_s: float = 20.0,
+                 user_agent: str = "lumos-agent/0.1 (research evaluation)"):
+        self.endpoint = endpoint
+        self.timeout_s = timeout_s
+        self.user_agent = user_agent
+        self._pages: dict[str, list[str]] = {}
+
+    def _get(self, **params: str) -> dict:
+        url = self.endpoint + "?" + urllib.parse.urlencode({**params, "format": "json", "formatversion": "2"})
+        request = urllib.request.Request(url, headers={"User-Agent": self.user_agent})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.loads(response.read().decode("utf-8"))
+        except (OSError, json.JSONDecodeError) as error:
+            raise RetrievalError(f"Wikipedia API request {params} failed: {error}") from error
+
+    def find_page(self, query: str) -> str | None:
+        hits = self._get(action="query", list="search", srsearch=query, srlimit="1").get("query", {}).get("search", [])
+        return hits[0]["title"] if hits else None
+
+    def paragraphs(self, title: str) -> list[str]:
+        if title not in self._pages:
+            pages = self._get(action="query", prop="extracts", explaintext="1", redirects="1",
+                              titles=title).get("query", {}).get("pages", [])
+            extract = pages[0].get("extract", "") if pages else ""
+            self._pages[title] = [one_line(p) for p in extract.split("\n") if p.strip() and not p.startswith("=")]
+        return self._pages[title]
+
+
+class DenseRanker:
+    """A sentence-transformers bi-encoder; loaded on first use."""
+
+    def __init__(self, model_name_or_path: str, device: str | None = None):
+        self.model_name_or_path = model_name_or_path
+        self.device = device
+        self._model = None
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.model_name_or_path, device=self.device)
+        embeddings = self._model.encode([query, *texts], normalize_embeddings=True, convert_to_numpy=True,
+                                        show_progress_bar=False)
+        return [float(embeddings[0] @ row) for row in embeddings[1:]]
+
+
+class BM25PassageRanker:
+    """BM25 over the handful of paragraphs of one call (indexed per call: they are few)."""
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        import bm25s
+
+        corpus_tokens = _tokenize(texts)
+        if not any(corpus_tokens):
+            return [0.0] * len(texts)
+        retriever = bm25s.BM25()
+        retriever.index(corpus_tokens, show_progress=False)
+        vocabulary = set(retriever.vocab_dict)
+        tokens = [token for token in _tokenize([query])[0] if token in vocabulary]
+        if not tokens:
+            return [0.0] * len(texts)
+        return [float(score) for score in retriever.get_scores(tokens)]
+
+
+def rank_passages(query: str, passages: Sequence[str], ranker=None, k: int = 1) -> list[str]:
+    """The ``k`` passages most relevant to ``query`` (stable: ties keep corpus order)."""
+    if not passages:
+        return []
+    scores = (ranker or BM25PassageRanker()).scores(query, passages)
+    order = sorted(range(len(passages)), key=lambda i: -scores[i])
+    return [passages[i] for i in order[:k]]

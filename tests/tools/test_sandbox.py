@@ -1,0 +1,106 @@
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from lumos.tools.sandbox import SandboxError, run_code
+
+
+def test_value_of_last_expression_and_printed_output():
+    result = run_code("def f(a, b):\n    return a * b\nprint('hello')\nf(6, 7)")
+    assert (result.value, result.value_type, result.stdout) == ("42", "int", "hello\n")
+
+
+def test_expression_is_evaluated_after_the_code():
+    assert run_code("def area(r): return 3 * r * r", expression="area(2)").value == "12"
+
+
+def test_errors_of_the_code_are_reported_with_their_type():
+    with pytest.raises(SandboxError, match="ZeroDivisionError"):
+        run_code("1 / 0")
+
+
+def test_infinite_loop_is_stopped():
+    start = time.monotonic()
+    with pytest.raises(SandboxError, match="time limit"):
+        run_code("while True:\n    pass", timeout=1.0)
+    assert time.monotonic() - start < 5
+
+
+def test_sleeping_code_is_stopped_by_the_wall_clock():
+    start = time.monotonic()
+    with pytest.raises(SandboxError, match="time limit"):
+        run_code("import time\ntime.sleep(30)", timeout=0.5)
+    assert time.monotonic() - start < 5
+
+
+def test_memory_hog_is_stopped():
+    with pytest.raises(SandboxError, match="memory"):
+        run_code("blocks = []\nwhile True:\n    blocks.append(bytearray(10**7))", memory_mb=256)
+
+
+def test_network_is_refused():
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.3)
+    port = server.getsockname()[1]
+    try:
+        with pytest.raises(SandboxError, match="not allowed"):
+            run_code(f"import socket\nsocket.create_connection(('127.0.0.1', {port}))")
+        with pytest.raises(SandboxError, match="not allowed"):
+            run_code(f"import _socket\n_socket.socket().connect(('127.0.0.1', {port}))")
+        with pytest.raises(socket.timeout):
+            server.accept()  # nothing ever reached the server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("target", ["../x", "/tmp/lumos-sandbox-escape.txt", "sub/../../x"])
+def test_writing_outside_the_scratch_dir_is_refused(target):
+    with pytest.raises(SandboxError, match="outside the scratch directory"):
+        run_code(f"open({target!r}, 'w').write('escaped')")
+    assert not Path("/tmp/lumos-sandbox-escape.txt").exists()
+
+
+def test_changing_files_outside_the_scratch_dir_is_refused():
+    with tempfile.NamedTemporaryFile(delete=False) as victim:
+        path = victim.name
+    try:
+        with pytest.raises(SandboxError, match="outside the scratch directory"):
+            run_code(f"import os\nos.remove({path!r})")
+        with pytest.raises(SandboxError, match="outside the scratch directory"):
+            run_code(f"import os\nos.open({path!r}, os.O_WRONLY | os.O_TRUNC)")
+        assert os.path.exists(path)
+    finally:
+        os.remove(path)
+
+
+def test_writing_in_the_scratch_dir_works():
+    result = run_code("import os\nos.makedirs('out', exist_ok=True)\n"
+                      "with open('out/notes.txt', 'w') as f:\n    f.write('kept')\n"
+                      "open('out/notes.txt').read()")
+    assert result.value == "kept"
+
+
+@pytest.mark.parametrize("code", ["import os\nos.system('true')", "import subprocess\nsubprocess.run(['true'])",
+                                  "import os\nos.fork()", "import ctypes", "import os\nos.kill(1, 0)",
+                                  "import os\nos.execv('/bin/true', ['true'])"])
+def test_new_processes_and_native_code_are_refused(code):
+    with pytest.raises(SandboxError, match="not allowed"):
+        run_code(code)
+
+
+def test_large_files_are_refused():
+    with pytest.raises(SandboxError):
+        run_code("open('big', 'wb').write(b'x' * (4 * 1024 * 1024))", file_mb=1)
+
+
+def test_each_run_gets_a_fresh_scratch_dir():
+    first = run_code("import os\nopen('mark', 'w').write('1')\nos.getcwd()").value
+    second = run_code("import os\n(os.getcwd(), os.path.exists('mark'))").value
+    assert first not in second and "False" in second
+    assert not os.path.exists(first)  # removed after the run

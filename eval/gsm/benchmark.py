@@ -1,0 +1,36 @@
+"""GSM8K test (``data/eval/gsm/test.jsonl``): ``question`` and a solution ending ``#### <answer>``.
+
+Domain maths; the prediction is the last result; scored by numeric accuracy (``18`` = ``18.0`` = ``$18``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from eval.runner import Benchmark, Example
+from lumos.jsonl import BadRecord, read_records
+from lumos.metrics import extract_number, numeric_accuracy
+
+
+def gold_answer(solution: str) -> str:
+    """``"... #### 1,200"`` -> ``"1200"``."""
+    marker = solution.rfind("####")
+    if marker < 0:
+        raise ValueError(f"GSM8K solution has no '#### <answer>' line: {solution[-80:]!r}")
+    return solution[marker + 4:].strip().replace(",", "")
+
+
+def load(path: Path) -> list[Example]:
+    examples = []
+    for record in read_records(path):
+        if isinstance(record, BadRecord):
+            raise ValueError(f"GSM8K {record}")
+        data = record.data
+        examples.append(Example(id=str(data.get("id", f"gsm_{record.line_no - 1}")), question=data["question"].strip(),
+                                answer=gold_answer(data["answer"])))
+    return examples
+
+
+BENCHMARK = Benchmark(name="gsm", domain="maths", data_file="test.jsonl", load=load,
+                      score=lambda prediction, gold: {"accuracy": numeric_accuracy(prediction, gold)},
+                      extract=lambda text: extract_number(text) or text)

@@ -1,0 +1,357 @@
+"""The one evaluation runner: every benchmark's ``run_eval`` is this loop with its own :class:`Benchmark`.
+
+    python -m eval.gsm.run_eval --data_dir data/eval/gsm --save_dir results/gsm \\
+        --model_name_or_path checkpoints --formulation lumos_iterative --eval_batch_size 16
+    python -m eval.hotpotqa.run_eval --data_dir data/eval/hotpotqa --corpus corpus.jsonl \\
+        --model_name_or_path checkpoints --qa_model http://127.0.0.1:8000/v1 --save_dir results/hotpotqa
+    python -m eval.gsm.run_eval --oracle data/train/maths/converted/test_socratic_converted.json \\
+        --save_dir results/gsm_oracle        # gold plans: the execution module alone
+
+``--model_name_or_path`` is a folder holding ``lumos_<domain>_{plan,ground}_<iterative|onetime>``
+(the released checkpoints' layout); ``--planner``/``--grounder`` override either module with a
+path, a URL of an OpenAI-compatible server or ``scripted:<file>``. Predictions (with whole
+trajectories) are appended to ``predictions.jsonl`` keyed by example id, so a killed run started
+again skips what is done and ends with the same ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from lumos.jsonl import JsonlStore, write_run_info
+
+FORMULATIONS = ("lumos_iterative", "lumos_onetime", "cot", "direct")
+PROMPT_STYLES = ("tulu", "original")
+
+
+class EvalConfigError(ValueError):
+    """A bad flag or flag combination, rejected before anything is loaded."""
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    question: str
+    answer: Any
+    plan: str | None = None  # gold subgoal plan (``--oracle``)
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """What differs per benchmark: where its file is, how to read it, how to score, which domain."""
+
+    name: str
+    domain: str
+    data_file: str  # file name inside --data_dir
+    load: Callable[[Path], list[Example]]
+    score: Callable[[Any, Any], dict[str, float]]  # (prediction, gold) -> {metric: value}
+    extract: Callable[[str], Any] = lambda text: text  # a cot/direct reply -> the predicted answer
+
+
+@dataclass
+class EvalConfig:
+    data_dir: str | None = None
+    save_dir: str = "results"
+    max_num_examples: int | None = None
+    model_name_or_path: str | None = None
+    eval_batch_size: int = 16
+    formulation: str = "lumos_iterative"
+    planner: str | None = None
+    grounder: str | None = None
+    qa_model: str | None = None
+    corpus: str | None = None
+    wikipedia: bool = False
+    retriever_model: str | None = None
+    prompt_style: str = "tulu"
+    oracle: str | None = None
+    max_steps: int = 10
+    max_new_tokens: int = 256
+    judge: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None) -> EvalConfig:
+    parser = argparse.ArgumentParser(prog=f"python -m eval.{benchmark.name}.run_eval",
+                                     description=f"Evaluate Lumos on {benchmark.name}.")
+    parser.add_argument("--data_dir", default=f"data/eval/{benchmark.name}",
+                        help=f"folder holding {benchmark.data_file} (or the file itself)")
+    parser.add_argument("--save_dir", default=f"results/{benchmark.name}")
+    parser.add_argument("--max_num_examples", type=int, default=None)
+    parser.add_argument("--model_name_or_path", default=None,
+                        help="folder of lumos_<domain>_{plan,ground}_<formulation> modules; for cot/direct the model")
+    parser.add_argument("--eval_batch_size", type=int, default=16)
+    parser.add_argument("--formulation", choices=FORMULATIONS, default="lumos_iterative")
+    parser.add_argument("--planner", default=None, help="planning module: path, URL or scripted:<file>")
+    parser.add_argument("--grounder", default=None, help="grounding module: path, URL or scripted:<file>")
+    parser.add_argument("--qa_model", default=None, help="model behind the QA tool: path, URL or scripted:<file>")
+    parser.add_argument("--corpus", default=None, help="JSONL corpus of {title, text} for KnowledgeQuery")
+    parser.add_argument("--wikipedia", action="store_true", help="KnowledgeQuery asks the Wikipedia API (online)")
+    parser.add_argument("--retriever_model", default=None, help="sentence-transformers model for ParagraphRetrieve")
+    parser.add_argument("--prompt_style", choices=PROMPT_STYLES, default="tulu",
+                        help="'original' reproduces the released evaluation prompts (published numbers)")
+    parser.add_argument("--oracle", default=None, help="converted annotations (JSONL): execute their gold actions")
+    parser.add_argument("--max_steps", type=int, default=10)
+    parser.add_argument("--max_new_tokens", type=int, default=256)
+    parser.add_argument("--judge", default=None, help="generator spec of an LLM judge (adds judge_accuracy)")
+    args = parser.parse_args(argv)
+    config = EvalConfig(**vars(args))
+    _validate(config, benchmark, parser)
+    return config
+
+
+def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.ArgumentParser) -> None:
+    for name in ("eval_batch_size", "max_steps", "max_new_tokens"):
+        if getattr(config, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if config.max_num_examples is not None and config.max_num_examples < 1:
+        parser.error("--max_num_examples must be at least 1")
+    if config.oracle is None:
+        if config.formulation.startswith("lumos_"):
+            if config.model_name_or_path is None and (config.planner is None or config.grounder is None):
+                parser.error("give --model_name_or_path (a folder of modules) or both --planner and --grounder")
+        elif config.model_name_or_path is None and config.planner is None:
+            parser.error(f"--formulation {config.formulation} needs --model_name_or_path (the model)")
+    if benchmark.domain == "complex_qa" and (config.oracle or config.formulation.startswith("lumos_")):
+        if config.corpus is None and not config.wikipedia:
+            parser.error("complex QA tools need a knowledge source: --corpus FILE or --wikipedia")
+        if config.corpus is not None and config.wikipedia:
+            parser.error("give --corpus or --wikipedia, not both")
+        if config.corpus is not None and not Path(config.corpus).is_file():
+            parser.error(f"--corpus {config.corpus}: no such file")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def data_path(config: EvalConfig, benchmark: Benchmark) -> Path:
+    path = Path(config.data_dir)
+    return path / benchmark.data_file if path.is_dir() else path
+
+
+def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
+    if config.oracle is not None:
+        examples = load_oracle(Path(config.oracle))
+    else:
+        path = data_path(config, benchmark)
+        if not path.is_file():
+            raise FileNotFoundError(f"{benchmark.name} data file {path} does not exist "
+                                    f"(--data_dir should hold {benchmark.data_file})")
+        examples = benchmark.load(path)
+    ids = [example.id for example in examples]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"example ids are not unique: {[i for i, n in Counter(ids).items() if n > 1][:5]}")
+    return examples[:config.max_num_examples] if config.max_num_examples else examples
+
+
+def load_oracle(path: Path) -> list[Example]:
+    """Converted annotations (``task``, ``subgoal_plan``, ``ans``) as examples carrying their gold plan."""
+    from lumos.jsonl import BadRecord, read_records
+
+    examples = []
+    for record in read_records(path):
+        if isinstance(record, BadRecord):
+            raise ValueError(f"oracle annotations: {record}")
+        data = record.data
+        if "task" not in data or "subgoal_plan" not in data or "ans" not in data:
+            raise ValueError(f"{path}:{record.line_no}: an oracle record needs 'task', 'subgoal_plan' and 'ans'")
+        examples.append(Example(id=str(data.get("id", f"oracle_{record.line_no}")), question=data["task"],
+                                answer=data["ans"], plan=data["subgoal_plan"]))
+    return examples
+
+
+def module_spec(config: EvalConfig, domain: str, role: str) -> str:
+    """``--planner``/``--grounder`` when given, else ``<model_name_or_path>/lumos_<domain>_<role>_<formulation>``."""
+    explicit = config.planner if role == "plan" else config.grounder
+    if explicit:
+        return explicit
+    formulation = config.formulation.removeprefix("lumos_")
+    path = Path(config.model_name_or_path) / f"lumos_{domain}_{role}_{formulation}"
+    if not path.is_dir():
+        raise FileNotFoundError(f"module folder {path} does not exist; --model_name_or_path must hold "
+                                f"lumos_{domain}_{{plan,ground}}_{formulation} (or pass --planner/--grounder)")
+    return str(path)
+
+
+def load_generator(spec: str, config: EvalConfig):
+    """A generator by spec; a local model gets the batch size and the tokenisation its prompt style needs."""
+    from lumos.llm import get_generator
+
+    scheme = spec.partition(":")[0]
+    if scheme in ("scripted", "openai", "http", "https"):
+        return get_generator(spec, **({"progress": False} if scheme != "scripted" else {}))
+    return get_generator(spec, batch_size=config.eval_batch_size,
+                         add_special_tokens=config.prompt_style == "tulu")
+
+
+# --------------------------------------------------------------------------- running
+
+
+class _Modules:
+    """Everything loaded once per run: generators (shared when specs coincide) and the toolbox."""
+
+    def __init__(self, config: EvalConfig, benchmark: Benchmark):
+        self.config = config
+        self.benchmark = benchmark
+        self._generators: dict[str, Any] = {}
+        self.toolbox = None
+
+    def generator(self, spec: str):
+        if spec not in self._generators:
+            self._generators[spec] = load_generator(spec, self.config)
+        return self._generators[spec]
+
+    def make_toolbox(self):
+        if self.toolbox is None:
+            if self.benchmark.domain == "maths":
+                from lumos.tools.maths import maths_toolbox
+
+                self.toolbox = maths_toolbox()
+            elif self.benchmark.domain == "complex_qa":
+                from lumos.tools.qa import qa_toolbox
+
+                qa = self.generator(self.config.qa_model) if self.config.qa_model else None
+                self.toolbox = qa_toolbox(self.config.corpus, qa, wikipedia=self.config.wikipedia,
+                                          retriever_model=self.config.retriever_model)
+            else:
+                raise ValueError(f"domain {self.benchmark.domain!r} has no toolbox in this runner")
+        return self.toolbox
+
+    def close(self) -> None:
+        if self.toolbox is not None:
+            self.toolbox.close()
+        for generator in self._generators.values():
+            generator.close()
+
+
+def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules) -> list:
+    """Episodes for one batch, in order."""
+    from lumos.agent import Agent, execute_plan
+    from lumos.episode import Episode, Step
+    from lumos.format import FormatError, parse_plan
+
+    if config.oracle is not None:
+        episodes = []
+        for example in examples:
+            try:
+                plan = parse_plan(example.plan or "")
+            except FormatError as error:
+                episode = Episode(id=example.id, task=example.question, formulation="oracle")
+                episode.end("parse_error", f"gold plan: {error}")
+                episodes.append(episode)
+                continue
+            episodes.append(execute_plan(example.id, example.question, plan, modules.make_toolbox()))
+        return episodes
+    if config.formulation.startswith("lumos_"):
+        domain = benchmark.domain
+        agent = Agent(modules.generator(module_spec(config, domain, "plan")),
+                      modules.generator(module_spec(config, domain, "ground")), modules.make_toolbox(),
+                      domain=domain, formulation=config.formulation.removeprefix("lumos_"),
+                      max_steps=config.max_steps, prompt_style=config.prompt_style,
+                      max_new_tokens=config.max_new_tokens)
+        return agent.run([(example.id, example.question) for example in examples])
+    # cot / direct: the user turn is the bare question (FORMAT.md §4)
+    from lumos import prompts
+    from lumos.agent import generator_eos
+    from lumos.llm import GenerationError
+
+    generator = modules.generator(config.planner or config.model_name_or_path)
+    texts = [prompts.render_prompt([{"role": prompts.USER, "content": example.question}], generator_eos(generator),
+                                   config.prompt_style) for example in examples]
+    started = time.perf_counter()
+    stop = ["\n"] if config.formulation == "direct" else []
+    replies = generator.try_generate(texts, stop=stop, max_new_tokens=config.max_new_tokens)
+    seconds = time.perf_counter() - started
+    episodes = []
+    for example, reply in zip(examples, replies):
+        episode = Episode(id=example.id, task=example.question, formulation=config.formulation, seconds=seconds)
+        if isinstance(reply, GenerationError):
+            episode.end("generation_error", str(reply))
+        else:
+            episode.steps.append(Step(index=1, plan_reply=reply, plan_seconds=seconds))
+            episode.prediction = str(benchmark.extract(reply.strip()))
+            episode.end("finished")
+        episodes.append(episode)
+    return episodes
+
+
+def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
+    """Run (or resume) the evaluation; returns and writes the metrics."""
+    examples = load_examples(config, benchmark)
+    save_dir = Path(config.save_dir)
+    save_dir.mkdir(parents=True, exist_ok=True)
+    write_run_info(save_dir, {"benchmark": benchmark.name, **asdict(config)})
+    started = time.perf_counter()
+    with JsonlStore(save_dir / "predictions.jsonl") as store:
+        todo = [example for example in examples if example.id not in store]
+        modules = _Modules(config, benchmark)
+        try:
+            for start in range(0, len(todo), config.eval_batch_size):
+                batch = todo[start:start + config.eval_batch_size]
+                for example, episode in zip(batch, run_batch(batch, config, benchmark, modules)):
+                    record = episode.to_record()
+                    record["answer"] = example.answer
+                    record["scores"] = benchmark.score(episode.prediction, example.answer)
+                    store.append(record)
+                print(f"[{benchmark.name}] {len(examples) - len(todo) + start + len(batch)}/{len(examples)} done",
+                      file=sys.stderr, flush=True)
+        finally:
+            modules.close()
+        wanted = {example.id for example in examples}
+        records = [record for record in store.records() if record["id"] in wanted]
+    metrics = summarise(records, benchmark, config)
+    metrics["seconds_this_run"] = round(time.perf_counter() - started, 3)
+    if config.judge:
+        metrics.update(judge_metrics(records, config))
+    (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    print(summary_table(metrics))
+    return metrics
+
+
+def summarise(records: list[dict], benchmark: Benchmark, config: EvalConfig) -> dict[str, Any]:
+    """Mean of every score over all examples (failed episodes score 0) and the exit status counts."""
+    from lumos.metrics import mean
+
+    names = sorted({name for record in records for name in record["scores"]})
+    formulation = "oracle" if config.oracle else config.formulation
+    return {
+        "benchmark": benchmark.name,
+        "formulation": formulation,
+        "num_examples": len(records),
+        **{name: round(mean([record["scores"].get(name, 0.0) for record in records]), 6) for name in names},
+        "status": dict(sorted(Counter(record["status"] for record in records).items())),
+    }
+
+
+def judge_metrics(records: list[dict], config: EvalConfig) -> dict[str, Any]:
+    from lumos.metrics import judge_accuracy
+
+    judge = load_generator(config.judge, config)
+    try:
+        scores = judge_accuracy(judge, [r["task"] for r in records], [r["prediction"] or "" for r in records],
+                                [r["answer"] for r in records])
+    finally:
+        judge.close()
+    judged = [s for s in scores if s is not None]
+    return {"judge_accuracy": round(sum(judged) / len(records), 6) if records else 0.0,
+            "judge_unclear": len(scores) - len(judged)}
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    rows = [(key, value) for key, value in metrics.items() if key != "status"]
+    rows += [(f"status.{key}", value) for key, value in metrics["status"].items()]
+    width = max(len(key) for key, _ in rows)
+    lines = ["-" * (width + 16)] + [f"{key:<{width}}  {value}" for key, value in rows] + ["-" * (width + 16)]
+    return "\n".join(lines)
+
+
+def main(benchmark: Benchmark, argv: Sequence[str] | None = None) -> int:
+    config = parse_config(benchmark, argv)
+    evaluate(config, benchmark)
+    return 0

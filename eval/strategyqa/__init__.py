@@ -1,0 +1,1 @@
+"""StrategyQA: yes/no questions needing implicit reasoning steps; yes/no accuracy."""

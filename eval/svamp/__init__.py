@@ -1,0 +1,1 @@
+"""SVAMP: varied one-step maths word problems; numeric accuracy."""

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Evaluate on gsm; flags pass through, e.g.
+#   scripts/eval/gsm.sh --model_name_or_path checkpoints --formulation lumos_iterative --eval_batch_size 16
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+exec python -m eval.gsm.run_eval "$@"

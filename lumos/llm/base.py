@@ -159,6 +159,7 @@ def get_generator(spec: str, **options: Any):
         return OpenAIGenerator(model=rest, **options)
     if scheme in ("http", "https"):
         from lumos.llm.openai_backend import OpenAIGenerator
+        options.setdefault("model", None)  # ask the server which model it serves
         return OpenAIGenerator(base_url=spec, **options)
     from lumos.llm.hf_backend import HFGenerator
     return HFGenerator.from_pretrained(spec, **options)

@@ -29,13 +29,17 @@ def _stopping_criteria_class():
             self.stop = [s for s in stop if s]
             self.prompt_length = prompt_length
             self.done = [False] * batch_size
+            # A stop string of L characters spans at most 4L byte-level tokens; decoding only that
+            # tail keeps each step's check short however long the answer grows.
+            self.window = 4 * max((len(s) for s in self.stop), default=1) + 4
 
         def __call__(self, input_ids, scores, **kwargs):
             import torch
 
+            start = max(self.prompt_length, input_ids.shape[1] - self.window)
             for row in range(input_ids.shape[0]):
                 if not self.done[row]:
-                    text = self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
+                    text = self.tokenizer.decode(input_ids[row, start:], skip_special_tokens=True)
                     self.done[row] = any(s in text for s in self.stop)
             return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 

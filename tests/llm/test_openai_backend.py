@@ -158,7 +158,7 @@ def test_get_generator_picks_the_openai_backend(server, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with get_generator(server.url.removesuffix("/v1"), progress=False) as client:
         assert isinstance(client, OpenAIGenerator) and client.base_url == server.url
-        assert client.chat([user("2 + 3")]) == ["5"]
+        assert client.chat([user("2 + 3")]) == ["5"] and client.model == "scripted-model"
     with pytest.raises(MissingAPIKeyError, match="OPENAI_API_KEY"):
         get_generator("openai:gpt-4")
     monkeypatch.setenv("OPENAI_BASE_URL", server.url)

@@ -2,26 +2,34 @@
 
 Output follows the original layout: ``data/train/<domain>/converted/<name>_converted.json``
 (JSONL despite the suffix), or ``<name>_converted_<st>_<ed>.json`` for a shard, with failures
-beside it in ``<name>_converted[_<st>_<ed>].failed.jsonl``, each with its reason. Both files are
-append-only and keyed by the source position, so a killed run started again converts only
-what is missing, and a finished run costs nothing to repeat.
+beside it in ``<name>_converted[_<st>_<ed>].failed.jsonl``, each with its reason. ``<name>``
+is the source (``strategyqa``, ``musique``, ``mind2web``) except for maths, which keeps the
+input file's name (``gsm8k_train``, ``asdiv``...). Both files are append-only and keyed by the
+source position, so a killed run started again converts only what is missing, and a finished
+run costs nothing to repeat.
+
+Records flow in batches through a :class:`Converter`, which hands back each record as soon as
+it is done (an LLM converter answers out of order), and each is appended at once.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol
 
+from lumos.convert.sources import SOURCE_DOMAINS, SourceTask, UnusableRecord, convert_record, detect_file_source
 from lumos.format import Plan
 from lumos.jsonl import BadRecord, JsonlStore, SourceRecord, read_records, write_run_info
 
 DOMAINS = ("maths", "complex_qa", "web_agent")
 BACKENDS = ("rules", "openai")
 KEEP = ("verified", "all")
+SOURCES = tuple(SOURCE_DOMAINS)
 
 
 @dataclass
@@ -37,10 +45,19 @@ class ConversionConfig:
     output_dir: str | None = None
     limit: int | None = None
     retry_failed: bool = False
+    source: str | None = None  # detected from the file's fields when None
     # LLM backend settings (used when backend == "openai")
     model: str = "gpt-4"
     base_url: str | None = None
     concurrency: int = 8
+    rpm: float | None = None
+    max_tokens: int = 800
+    request_timeout: float = 60.0
+    max_attempts: int = 5
+    parse_retries: int = 1
+    batch_size: int | None = None
+    cache_path: str | None = None  # default: llm_cache.sqlite beside the output
+    use_cache: bool = True
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -58,11 +75,27 @@ class ConversionConfig:
             raise ValueError(f"--data_fn {self.data_fn!r} is not a file")
         if self.limit is not None and self.limit < 1:
             raise ValueError("--limit must be at least 1")
+        for name in ("concurrency", "max_tokens", "max_attempts"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name} must be at least 1")
+        if self.parse_retries < 0:
+            raise ValueError("--parse_retries must be 0 or more")
+        if self.rpm is not None and self.rpm <= 0:
+            raise ValueError("--rpm must be positive")
+        if self.source is None:
+            self.source = detect_file_source(self.data_fn)  # SourceError is a ValueError
+        elif self.source not in SOURCE_DOMAINS:
+            raise ValueError(f"--source must be one of {', '.join(SOURCES)}, got {self.source!r}")
+        if SOURCE_DOMAINS[self.source] != self.domain:
+            raise ValueError(f"{self.data_fn} holds {self.source} records, which belong to domain "
+                             f"{SOURCE_DOMAINS[self.source]!r}, not {self.domain!r}")
 
     @property
     def source_name(self) -> str:
-        """The file name up to its first dot, as the original pipeline named outputs."""
-        return Path(self.data_fn).name.split(".", 1)[0]
+        """Maths: the input file name up to its first dot (as the original named outputs); else the source."""
+        if self.domain == "maths":
+            return Path(self.data_fn).name.split(".", 1)[0]
+        return str(self.source)
 
     @property
     def output_path(self) -> Path:
@@ -74,6 +107,12 @@ class ConversionConfig:
     def failed_path(self) -> Path:
         return self.output_path.with_name(self.output_path.name[: -len(".json")] + ".failed.jsonl")
 
+    @property
+    def llm_cache_path(self) -> Path | None:
+        if not self.use_cache:
+            return None
+        return Path(self.cache_path) if self.cache_path else self.output_path.parent / "llm_cache.sqlite"
+
 
 @dataclass
 class Converted:
@@ -83,25 +122,86 @@ class Converted:
     natural_language_plan: str
     plan: Plan
     answer: str | None = None
+    stripped_preamble: str | None = None  # text an LLM wrote before "Subgoal 1:", removed
 
 
 class RecordFailure(Exception):
     """A source record that could not be converted; ``reason`` is a short category."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", reply: str | None = None):
         self.reason = reason
         self.detail = detail
+        self.reply = reply  # the model's reply, when an LLM answered something unusable
         super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+class Converter(Protocol):
+    """Converts batches of tasks, yielding ``(index in batch, Converted | RecordFailure)`` as each is done."""
+
+    batch_size: int
+
+    def convert_batch(self, tasks: list[SourceTask]) -> Iterator[tuple[int, "Converted | RecordFailure"]]: ...
+
+    def close(self) -> None: ...
+
+
+class RulesConverter:
+    """A per-record rule function as a :class:`Converter` (records come back in order)."""
+
+    def __init__(self, convert: Callable[[SourceTask], Converted], batch_size: int = 256):
+        self.convert = convert
+        self.batch_size = batch_size
+        self.usage = None
+
+    def convert_batch(self, tasks: list[SourceTask]) -> Iterator[tuple[int, Converted | RecordFailure]]:
+        for index, task in enumerate(tasks):
+            try:
+                yield index, self.convert(task)
+            except RecordFailure as failure:
+                yield index, failure
+
+    def close(self) -> None:
+        pass
+
+
+# A verifier returns None when the annotation passes, else (reason, detail).
+Verifier = Callable[[Converted, SourceTask], "tuple[str, str] | None"]
+
+# Reader reasons (free text from lumos.convert.sources) grouped into categories for counting.
+_UNUSABLE_CATEGORIES = (
+    (re.compile(r"^missing field"), "missing_field"),
+    (re.compile(r"^field '[^']*' is a "), "wrong_type"),
+    (re.compile(r"^field '[^']*' is empty"), "empty_field"),
+    (re.compile(r"no_evidence"), "no_evidence"),
+    (re.compile(r"^evidence has"), "evidence_mismatch"),
+    (re.compile(r"no supporting paragraph"), "no_supporting_paragraph"),
+    (re.compile(r"cites paragraph"), "missing_paragraph"),
+    (re.compile(r"no question"), "no_question"),
+    (re.compile(r"####"), "no_final_answer"),
+    (re.compile(r"no solution steps"), "no_steps"),
+    (re.compile(r"action_reprs"), "empty_trace"),
+)
+
+
+def unusable_category(reason: str) -> str:
+    for pattern, category in _UNUSABLE_CATEGORIES:
+        if pattern.search(reason):
+            return category
+    return "unusable"
 
 
 @dataclass
 class Summary:
     total: int = 0
     skipped_done: int = 0
+    deferred: int = 0  # left for a later run by --limit
     written: int = 0
     verified: int = 0
-    failures: Counter = field(default_factory=Counter)
+    preambles_stripped: int = 0
+    failures: Counter = field(default_factory=Counter)  # could not be converted (exit status 1)
+    unusable: Counter = field(default_factory=Counter)  # the reader says the record has nothing to convert
     rejected: Counter = field(default_factory=Counter)  # converted but failed verification
+    usage: Any = None  # lumos.llm.Usage of an LLM backend
     seconds: float = 0.0
 
     @property
@@ -109,86 +209,123 @@ class Summary:
         return sum(self.failures.values())
 
     def lines(self) -> list[str]:
-        processed = self.total - self.skipped_done
+        processed = self.total - self.skipped_done - self.deferred
         rate = processed / self.seconds if self.seconds else 0.0
         out = [f"records: {self.total} (already done before this run: {self.skipped_done}); "
                f"processed {processed} in {self.seconds:.1f}s ({rate:.0f}/s)",
                f"written to output: {self.written}"]
+        if self.deferred:
+            out.append(f"left for a later run (--limit): {self.deferred}")
         if self.verified or self.rejected:
             checked = self.verified + sum(self.rejected.values())
             share = self.verified / checked if checked else 0.0
-            out.append(f"verified by execution: {self.verified}/{checked} converted ({share:.1%})")
-            if processed:
-                out.append(f"converted and verified: {self.verified}/{processed} records ({self.verified / processed:.1%})")
+            out.append(f"verified: {self.verified}/{checked} ({share:.1%})")
             out += [f"  rejected, {reason}: {count}" for reason, count in self.rejected.most_common()]
+        out += [f"  unusable, {reason}: {count}" for reason, count in self.unusable.most_common()]
         out += [f"  failed, {reason}: {count}" for reason, count in self.failures.most_common()]
+        if self.preambles_stripped:
+            out.append(f"replies with text before 'Subgoal 1:' (stripped): {self.preambles_stripped}")
+        if self.usage is not None:
+            out.append(f"llm: {self.usage.summary()}")
         return out
 
 
-# A converter turns one source record's data into a Converted, or raises RecordFailure.
-RecordConverter = Callable[[dict], Converted]
-# A verifier returns None when the annotation passes, else (reason, detail).
-Verifier = Callable[[Converted], "tuple[str, str] | None"]
-
-
-def _selected(config: ConversionConfig) -> Iterator[tuple[int, SourceRecord | BadRecord]]:
+def _selected(config: ConversionConfig) -> Iterator[SourceRecord | BadRecord]:
     for index, item in enumerate(read_records(config.data_fn)):
         if not config.convert_all and not (config.st_idx <= index < config.ed_idx):
             continue
-        yield index, item
+        yield item
 
 
 def record_id(config: ConversionConfig, item: SourceRecord | BadRecord) -> str:
     return f"{config.source_name}:{item.line_no}"
 
 
-def run_conversion(config: ConversionConfig, convert: RecordConverter, verify: Verifier | None = None) -> Summary:
-    """Convert every selected record not already done; append results and failures."""
+class _Job:
+    """One run's bookkeeping: where results go and what was counted."""
+
+    def __init__(self, config: ConversionConfig, output: JsonlStore, failed: JsonlStore, verify: Verifier | None):
+        self.config, self.output, self.failed, self.verify = config, output, failed, verify
+        self.summary = Summary()
+
+    def fail(self, counter: Counter, record: dict[str, Any]) -> None:
+        counter[record["reason"]] += 1
+        self.failed.append(record)
+
+    def finish(self, rid: str, task: SourceTask, result: Converted | RecordFailure) -> None:
+        if isinstance(result, RecordFailure):
+            record = {"id": rid, "reason": result.reason, "detail": result.detail, "source_id": task.id,
+                      "task": task.task}
+            if result.reply is not None:
+                record["reply"] = result.reply
+            return self.fail(self.summary.failures, record)
+        record = {"id": rid, "task": result.task, "natural_language_plan": result.natural_language_plan,
+                  "subgoal_plan": result.plan.render()}
+        if result.answer is not None:
+            record["ans"] = result.answer
+        if result.stripped_preamble is not None:
+            record["stripped_preamble"] = result.stripped_preamble
+            self.summary.preambles_stripped += 1
+        verdict = None
+        if self.verify is not None:
+            verdict = self.verify(result, task)
+            if verdict is None:
+                self.summary.verified += 1
+            else:
+                self.fail(self.summary.rejected, {**record, "reason": verdict[0], "detail": verdict[1]})
+        if verdict is None or self.config.keep == "all":
+            self.output.append(record)
+            self.summary.written += 1
+
+
+def run_conversion(config: ConversionConfig, converter: Converter, verify: Verifier | None = None) -> Summary:
+    """Convert every selected record not already done; append results and failures as they come."""
     from tqdm import tqdm
 
-    summary = Summary()
     started = time.perf_counter()
     if config.retry_failed and config.failed_path.exists():
         config.failed_path.unlink()
     write_run_info(config.output_path.with_name(config.output_path.stem + ".run.json"), asdict(config))
     with JsonlStore(config.output_path) as output, JsonlStore(config.failed_path) as failed:
-        items = list(_selected(config))
-        todo = 0
-        for _, item in tqdm(items, disable=not config.progress, desc=f"converting {config.source_name}",
-                            unit="rec"):
+        job = _Job(config, output, failed, verify)
+        summary = job.summary
+        bar = tqdm(disable=not config.progress, desc=f"converting {config.source_name}", unit="rec")
+        batch: list[tuple[str, SourceTask]] = []
+
+        def flush() -> None:
+            for index, result in converter.convert_batch([task for _, task in batch]):
+                rid, task = batch[index]
+                job.finish(rid, task, result)
+                bar.update(1)
+            batch.clear()
+
+        taken = 0
+        for item in _selected(config):
             summary.total += 1
             rid = record_id(config, item)
             if rid in output or rid in failed:
                 summary.skipped_done += 1
                 continue
-            if config.limit is not None and todo >= config.limit:
-                summary.skipped_done += 1
+            if config.limit is not None and taken >= config.limit:
+                summary.deferred += 1
                 continue
-            todo += 1
+            taken += 1
             if isinstance(item, BadRecord):
-                summary.failures["bad_input"] += 1
-                failed.append({"id": rid, "reason": "bad_input", "detail": str(item)})
+                job.fail(summary.failures, {"id": rid, "reason": "bad_input", "detail": str(item)})
+                bar.update(1)
                 continue
-            try:
-                converted = convert(item.data)
-            except RecordFailure as failure:
-                summary.failures[failure.reason] += 1
-                failed.append({"id": rid, "reason": failure.reason, "detail": failure.detail,
-                               "source": item.data})
+            task = convert_record(item, str(config.source))
+            if isinstance(task, UnusableRecord):
+                job.fail(summary.unusable, {"id": rid, "reason": unusable_category(task.reason),
+                                            "detail": task.reason, "source_id": task.id})
+                bar.update(1)
                 continue
-            record = {"id": rid, "task": converted.task, "natural_language_plan": converted.natural_language_plan,
-                      "subgoal_plan": converted.plan.render()}
-            if converted.answer is not None:
-                record["ans"] = converted.answer
-            verdict = verify(converted) if verify else None
-            if verify:
-                if verdict is None:
-                    summary.verified += 1
-                else:
-                    summary.rejected[verdict[0]] += 1
-                    failed.append({**record, "reason": verdict[0], "detail": verdict[1]})
-            if verdict is None or config.keep == "all":
-                output.append(record)
-                summary.written += 1
+            batch.append((rid, task))
+            if len(batch) >= converter.batch_size:
+                flush()
+        if batch:
+            flush()
+        bar.close()
+    summary.usage = getattr(converter, "usage", None)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -1,0 +1,119 @@
+"""Conversion by any OpenAI-compatible LLM: prompts out, untrusted replies parsed strictly.
+
+A batch of tasks goes to the endpoint at once (the backend bounds concurrency and request
+rate, retries 429/5xx/timeouts/empty replies and caches answers); each record is handed back
+the moment its reply is parsed, so the caller can append it at once. A reply that cannot be
+read is asked again once per ``parse_retries`` with the parse error in a follow-up turn; after
+that the record fails with the reason (``no_plan``, ``unparseable``), as it does when the
+backend gives up (``llm_<kind>``: ``llm_empty``, ``llm_rate_limit``, ``llm_server_error``, ...).
+Nothing loops: every record takes at most ``1 + parse_retries`` rounds.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+from lumos.convert.llm_prompts import conversion_messages, correction_turn
+from lumos.convert.pipeline import ConversionConfig, Converted, RecordFailure
+from lumos.convert.sources import SourceTask
+from lumos.format import FormatError, Plan, parse_plan
+from lumos.llm.base import ChatGenerator, GenerationError
+
+PLAN_START = "Subgoal 1:"
+
+
+class ReplyError(ValueError):
+    """A reply with no readable subgoal plan; ``reason`` is a short category."""
+
+    def __init__(self, reason: str, detail: str):
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+def _strip_fence(text: str) -> str:
+    """The inside of a reply wrapped whole in a Markdown code fence."""
+    lines = text.strip().split("\n")
+    if len(lines) >= 2 and lines[0].startswith("```") and lines[-1].strip() == "```":
+        return "\n".join(lines[1:-1]).strip()
+    return text.strip()
+
+
+def read_reply(reply: str) -> tuple[Plan, str | None]:
+    """The plan in an LLM reply and the preamble removed before ``Subgoal 1:`` (``None`` when none).
+
+    Only a leading preamble and a whole-reply code fence are removed; anything else that does
+    not parse is a ``ReplyError`` quoting the parser's error.
+    """
+    text = _strip_fence(reply)
+    if not text:
+        raise ReplyError("empty_reply", "the reply is empty")
+    start = text.find(PLAN_START)
+    if start == -1:
+        raise ReplyError("no_plan", f"the reply has no {PLAN_START!r}: {text[:120]!r}")
+    preamble = text[:start].strip() or None
+    try:
+        plan = parse_plan(_strip_fence(text[start:]))
+    except FormatError as error:
+        raise ReplyError("unparseable", str(error)) from None
+    return plan, preamble
+
+
+class LLMConverter:
+    """Converts batches of :class:`SourceTask` through a chat backend that offers ``iter_chat``."""
+
+    def __init__(self, generator: ChatGenerator, domain: str, *, max_tokens: int = 800, parse_retries: int = 1,
+                 batch_size: int = 32, temperature: float = 0.0):
+        if not hasattr(generator, "iter_chat"):
+            raise TypeError(f"{type(generator).__name__} has no iter_chat; use an OpenAI-compatible backend")
+        self.generator = generator
+        self.domain = domain
+        self.max_tokens = max_tokens
+        self.parse_retries = parse_retries
+        self.batch_size = batch_size
+        self.temperature = temperature
+
+    @property
+    def usage(self):
+        return self.generator.usage
+
+    def convert_batch(self, tasks: list[SourceTask]) -> Iterator[tuple[int, Converted | RecordFailure]]:
+        pending = {i: conversion_messages(self.domain, t.task, t.natural_language_plan) for i, t in enumerate(tasks)}
+        for round_number in range(1 + self.parse_retries):
+            last_round = round_number == self.parse_retries
+            order = list(pending)
+            asked_again: dict[int, list[dict[str, str]]] = {}
+            for position, reply in self.generator.iter_chat([pending[i] for i in order], temperature=self.temperature,
+                                                            max_tokens=self.max_tokens):
+                index = order[position]
+                task = tasks[index]
+                if isinstance(reply, GenerationError):
+                    yield index, RecordFailure(f"llm_{reply.kind}", str(reply))
+                    continue
+                try:
+                    plan, preamble = read_reply(reply)
+                except ReplyError as error:
+                    if last_round:
+                        yield index, RecordFailure(error.reason, error.detail, reply=reply)
+                    else:
+                        asked_again[index] = pending[index] + [
+                            {"role": "assistant", "content": reply},
+                            {"role": "user", "content": correction_turn(error.detail)}]
+                    continue
+                yield index, Converted(task.task, task.natural_language_plan, plan, task.answer, preamble)
+            pending = asked_again
+            if not pending:
+                return
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+def openai_generator(config: ConversionConfig):
+    """The OpenAI-compatible backend that ``config`` describes (key from ``OPENAI_API_KEY``, never stored)."""
+    from lumos.llm.openai_backend import OpenAIGenerator
+
+    return OpenAIGenerator(model=config.model, base_url=config.base_url, concurrency=config.concurrency,
+                           requests_per_minute=config.rpm, timeout_s=config.request_timeout,
+                           max_attempts=config.max_attempts, cache_path=config.llm_cache_path,
+                           progress=config.progress)

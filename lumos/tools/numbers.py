@@ -25,7 +25,7 @@ _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+)(?!\d|,\d)")
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _PERCENT_OF = re.compile(rf"({_NUMBER})\s*%\s*of\b")
 _PERCENT = re.compile(rf"({_NUMBER})\s*%(?!\s*[\w(.$])")
-_TIMES_SPACED = re.compile(r"(?<=[\d)])\s+[xX]\s+(?=[\d(.$])")
+_TIMES_SPACED = re.compile(r"(?<=[\d)%])\s+[xX]\s+(?=[\d(.$])")
 _TIMES_TIGHT = re.compile(r"(?<=\d)[xX](?=\d)")
 _OF = re.compile(r"(?<=[\d)])\s+of\s+(?=[\d(.$])")
 
@@ -39,9 +39,9 @@ def normalize_arithmetic(text: str) -> str:
     text = text.translate(_UNICODE_OPERATORS).replace("^", "**")
     text = _CURRENCY.sub("", text)
     text = _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
+    text = _TIMES_SPACED.sub(" * ", text)  # first, so "50% x 3" reads as a percentage
     text = _PERCENT_OF.sub(r"(\1/100)*", text)
     text = _PERCENT.sub(r"(\1/100)", text)
-    text = _TIMES_SPACED.sub(" * ", text)
     text = _TIMES_TIGHT.sub("*", text)
     text = _OF.sub(" * ", text)
     return text.strip()

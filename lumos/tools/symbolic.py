@@ -13,11 +13,12 @@ from fractions import Fraction
 
 import sympy
 from sympy.parsing.sympy_parser import (TokenError, convert_xor, implicit_multiplication_application,
-                                        parse_expr, standard_transformations)
+                                        parse_expr, rationalize, standard_transformations)
 
 from lumos.tools.numbers import format_number
 
-_TRANSFORMATIONS = standard_transformations + (implicit_multiplication_application, convert_xor)
+# rationalize: decimals are read exactly (0.1 is 1/10), as the fast path reads them.
+_TRANSFORMATIONS = standard_transformations + (implicit_multiplication_application, convert_xor, rationalize)
 _ALLOWED_TEXT = re.compile(r"[\w\s+\-*/^().,=<>%!]*")
 _MAX_TEXT = 2000
 _FUNCTIONS = {
@@ -26,10 +27,15 @@ _FUNCTIONS = {
     "atan": sympy.atan, "floor": sympy.floor, "ceil": sympy.ceiling, "ceiling": sympy.ceiling,
     "factorial": sympy.factorial, "binomial": sympy.binomial, "gcd": sympy.gcd, "lcm": sympy.lcm,
     "min": sympy.Min, "max": sympy.Max, "Min": sympy.Min, "Max": sympy.Max, "pi": sympy.pi, "oo": sympy.oo,
-    "round": lambda value, places=0: sympy.Float(value).round(int(places)),
+    "round": lambda value, places=0: _round_half_up(value, places),
 }
 _NAMESPACE = {"__builtins__": {}, "Symbol": sympy.Symbol, "Integer": sympy.Integer, "Float": sympy.Float,
               "Rational": sympy.Rational, "Function": sympy.Function, **_FUNCTIONS}
+
+
+def _round_half_up(value: sympy.Expr, places: sympy.Expr = sympy.Integer(0)) -> sympy.Expr:
+    scale = sympy.Integer(10) ** int(places)
+    return sympy.floor(value * scale + sympy.Rational(1, 2)) / scale
 
 
 class SymbolicError(ValueError):
@@ -70,10 +76,7 @@ def render(expr: sympy.Basic) -> str:
 
 
 def calculate(text: str) -> str:
-    expr = parse(text)
-    if expr.free_symbols:
-        return render(sympy.expand(expr))
-    return render(sympy.nsimplify(expr) if isinstance(expr, sympy.Float) else sympy.simplify(expr))
+    return calculate_expr(parse(text))
 
 
 def apply(function_text: str, args: list[str]) -> str:
@@ -102,7 +105,8 @@ def apply(function_text: str, args: list[str]) -> str:
 
 
 def calculate_expr(expr: sympy.Basic) -> str:
-    return render(sympy.expand(expr)) if expr.free_symbols else render(sympy.simplify(expr))
+    # Numbers are already evaluated by sympy's arithmetic; render() takes care of irrational ones.
+    return render(sympy.expand(expr)) if expr.free_symbols else render(expr)
 
 
 def _equation(text: str) -> sympy.Basic:

@@ -1,9 +1,12 @@
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lumos.format import parse_action, parse_plan
 from lumos.tools.base import ToolError
+from lumos.tools.maths import MathsEngine
 from lumos.tools.numbers import same_number
 
 
@@ -174,3 +177,32 @@ def test_values_are_stored_only_on_success(maths):
     with pytest.raises(ToolError):
         maths.execute(parse_action("R2 = Calculator(R1 / 0)"), variables)
     assert variables == {"R1": "5"}
+
+
+# ------------------------------------------------------------- fast path versus the sympy worker
+
+@st.composite
+def written_formulas(draw):
+    """Arithmetic as people write it: money, thousands separators, percentages, x and ÷."""
+    def operand():
+        kind = draw(st.sampled_from(["int", "decimal", "money", "percent", "thousands"]))
+        number = draw(st.integers(min_value=1, max_value=999))
+        return {"int": str(number), "decimal": f"{number}.{draw(st.integers(0, 99)):02d}", "money": f"${number}",
+                "percent": f"{number}%", "thousands": f"{number},{draw(st.integers(0, 999)):03d}"}[kind]
+    text = operand()
+    for _ in range(draw(st.integers(min_value=1, max_value=3))):
+        text += f" {draw(st.sampled_from(['+', '-', '*', '/', 'x', '×', '÷']))} {operand()}"
+    return text
+
+
+@pytest.fixture(scope="module")
+def engine():
+    engine = MathsEngine(timeout=5.0)
+    yield engine
+    engine.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(written_formulas())
+def test_fast_path_agrees_with_sympy_in_the_worker(engine, formula):
+    assert engine.evaluate(formula) == engine.evaluate_symbolic(formula)

@@ -76,7 +76,7 @@ def to_yes_no(value: object) -> bool | None:
     if isinstance(value, bool):
         return value
     words = normalize_answer(value).split()
-    if not words:
+    if not words or words[:2] == ["no", "answer"]:  # the QA tool's refusal is not a "no"
         return None
     if words[0] in _YES:
         return True

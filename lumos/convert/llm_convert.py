@@ -51,12 +51,15 @@ def read_reply(reply: str) -> tuple[Plan, str | None]:
     start = text.find(PLAN_START)
     if start == -1:
         raise ReplyError("no_plan", f"the reply has no {PLAN_START!r}: {text[:120]!r}")
-    preamble = text[:start].strip() or None
+    preamble, body = text[:start].rstrip(), text[start:].rstrip()
+    fence_line = preamble.rsplit("\n", 1)[-1].strip()
+    if fence_line.startswith("```") and body.endswith("```"):  # "Here it is:\n```\nSubgoal 1: ...\n```"
+        preamble, body = preamble[: -len(fence_line)], body[:-3]
     try:
-        plan = parse_plan(_strip_fence(text[start:]))
+        plan = parse_plan(body.strip())
     except FormatError as error:
         raise ReplyError("unparseable", str(error)) from None
-    return plan, preamble
+    return plan, preamble.strip() or None
 
 
 class LLMConverter:

@@ -123,3 +123,113 @@ def test_sigkill_then_restart_finishes_without_duplicates_or_losses(tmp_path):
     assert set(ids) == {f"big:{n}" for n in range(1, 30_001)}
     # complete lines survive; a torn last line (no newline yet) is dropped and redone
     assert f"already done before this run: {written_before}" in result.stdout
+
+
+# --------------------------------------------------------------------------- every source, rules backend
+
+
+def convert_in_process(capsys, *args: str) -> tuple[int, str, str]:
+    code = prompt_convertion.main([*args, "--no_progress"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.shared_data
+@pytest.mark.parametrize("domain, relative, name, converted, unusable", [
+    ("complex_qa", "strategyqa/strategyqa_train.json", "strategyqa", 1977, {"no_evidence": 313}),
+    ("complex_qa", "musique/musique_ans_train_sample100.hipporag.json", "musique", 100, {}),
+    ("web_agent", "mind2web/mind2web_train_sample5.openbrowser.json", "mind2web", 5, {}),
+])
+def test_rules_convert_and_validate_real_files(shared_data, tmp_path, capsys, domain, relative, name, converted,
+                                               unusable):
+    code, out, err = convert_in_process(capsys, "--domain", domain, "--data_fn", str(shared_data / relative),
+                                        "--convert_all", "--verify", "--output_dir", str(tmp_path))
+    assert code == 0, out + err  # unusable source records are reported, not conversion failures
+    records = read_jsonl(tmp_path / f"{name}_converted.json")
+    assert len(records) == converted and f"verified: {converted}/{converted} (100.0%)" in out
+    assert set(records[0]) >= {"id", "task", "natural_language_plan", "subgoal_plan"}
+    assert all(parse_plan(r["subgoal_plan"]).render() == r["subgoal_plan"] for r in records)
+    failed = read_jsonl(tmp_path / f"{name}_converted.failed.jsonl")
+    assert {reason: sum(r["reason"] == reason for r in failed) for reason in unusable} == unusable
+    assert len(failed) == sum(unusable.values())
+    for reason, count in unusable.items():
+        assert f"unusable, {reason}: {count}" in out
+
+
+STRATEGY_OK = {"qid": "s1", "term": "T", "description": "", "question": "Is a cat heavier than a mouse?",
+               "answer": True, "facts": ["Cats weigh about 4 kg.", "Mice weigh about 20 g."],
+               "decomposition": ["How much does a cat weigh?", "How much does a mouse weigh?", "Is #1 more than #2?"],
+               "evidence": [[[["Cat-1"]], [["Mouse-2"]], ["operation"]]]}
+STRATEGY_NO_EVIDENCE = dict(STRATEGY_OK, qid="s2", evidence=[[["no_evidence"], [["Mouse-2"]], ["operation"]]])
+STRATEGY_FORWARD = dict(STRATEGY_OK, qid="s3", decomposition=["Is #2 big?", "b?", "c?"])
+MIND2WEB_OK = {"annotation_id": "m1", "confirmed_task": "Search for shoes.",
+               "action_reprs": ["[searchbox]  Search -> TYPE: shoes", "[button]  Go -> CLICK"]}
+MIND2WEB_BAD = {"annotation_id": "m2", "confirmed_task": "Do something.", "action_reprs": ["no arrow here"]}
+
+
+def test_small_complex_qa_file_counts_every_kind_of_failure(tmp_path, capsys):
+    source = write_lines(tmp_path / "any_name.json", [json.dumps(STRATEGY_OK), json.dumps(STRATEGY_NO_EVIDENCE),
+                                                      json.dumps(STRATEGY_FORWARD), "{broken"])
+    code, out, _ = convert_in_process(capsys, "--domain", "complex_qa", "--data_fn", str(source), "--convert_all",
+                                      "--output_dir", str(tmp_path / "out"))
+    assert code == 1  # the forward reference and the broken line could not be converted
+    records = read_jsonl(tmp_path / "out/strategyqa_converted.json")  # named after the source, not the file
+    assert [r["id"] for r in records] == ["strategyqa:1"] and records[0]["ans"] == "yes"
+    assert parse_plan(records[0]["subgoal_plan"]).actions[-1].result == "yes"
+    failed = {r["id"]: r for r in read_jsonl(tmp_path / "out/strategyqa_converted.failed.jsonl")}
+    assert failed["strategyqa:2"]["reason"] == "no_evidence" and failed["strategyqa:2"]["source_id"] == "s2"
+    assert failed["strategyqa:3"]["reason"] == "rules_qa_failed" and "#2" in failed["strategyqa:3"]["detail"]
+    assert failed["strategyqa:4"]["reason"] == "bad_input"
+    assert "unusable, no_evidence: 1" in out and "failed, rules_qa_failed: 1" in out
+
+
+def test_small_web_file_and_bad_action_repr(tmp_path, capsys):
+    source = tmp_path / "train_0.json"
+    source.write_text(json.dumps([MIND2WEB_OK, MIND2WEB_BAD]), encoding="utf-8")
+    code, out, _ = convert_in_process(capsys, "--domain", "web_agent", "--data_fn", str(source), "--convert_all",
+                                      "--verify", "--output_dir", str(tmp_path / "out"))
+    assert code == 1
+    records = read_jsonl(tmp_path / "out/mind2web_converted.json")
+    assert [r["subgoal_plan"] for r in records] == [
+        'Subgoal 1: Type shoes into the Search search box.\nAction 1-1: TYPE(Env, "Search", "shoes")\n\n'
+        'Subgoal 2: Click the Go button.\nAction 2-1: CLICK(Env, "Go")']
+    assert "ans" not in records[0]  # Mind2Web has no gold answer
+    failed = read_jsonl(tmp_path / "out/mind2web_converted.failed.jsonl")
+    assert [(r["id"], r["reason"]) for r in failed] == [("mind2web:2", "bad_action_repr")]
+
+
+def test_asdiv_formulas_become_calculator_steps(tmp_path, capsys):
+    rows = [{"id": "a1", "question": "Seven red apples and two green apples. How many apples?", "solution": "7+2=9",
+             "question_only": "How many apples?", "answer": "9 (apples)"},
+            {"id": "a2", "question": "Coins.", "solution": "2 (dime)*10 (cent/dime) = 20 (cent); 20+5=25",
+             "answer": "25 (cents)"},
+            {"id": "a3", "question": "Divide.", "solution": "47/6=7 r5", "answer": "7"}]
+    source = write_lines(tmp_path / "asdiv.jsonl", [json.dumps(r) for r in rows])
+    code, out, _ = convert_in_process(capsys, "--domain", "maths", "--data_fn", str(source), "--convert_all",
+                                      "--verify", "--output_dir", str(tmp_path / "out"))
+    assert code == 1
+    records = read_jsonl(tmp_path / "out/asdiv_converted.json")
+    assert records[0]["subgoal_plan"] == ("Subgoal 1: Answer the question: How many apples?\n"
+                                          "Action 1-1: Output = Calculator(7+2) = 9")
+    assert records[1]["subgoal_plan"].splitlines()[1] == "Action 1-1: R1 = Calculator(2*10) = 20"
+    assert [r["ans"] for r in records] == ["9", "25"] and "verified: 2/2" in out
+    assert "failed, asdiv_formula_unsupported: 1" in out
+
+
+def test_source_detection_override_and_clear_setup_errors(tmp_path, capsys):
+    source = write_lines(tmp_path / "web.jsonl", [json.dumps(MIND2WEB_OK)])
+    with pytest.raises(SystemExit) as wrong_domain:
+        prompt_convertion.parse_args(["--domain", "maths", "--data_fn", str(source), "--convert_all"])
+    assert wrong_domain.value.code == 2 and "belong to domain 'web_agent'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        prompt_convertion.parse_args(["--domain", "complex_qa", "--data_fn", str(source), "--convert_all",
+                                      "--source", "gsm8k"])
+    assert "holds gsm8k records, which belong to domain 'maths'" in capsys.readouterr().err
+    # --source forces the reader: the Mind2Web record read as MuSiQue is unusable, with its reason
+    code, out, _ = convert_in_process(capsys, "--domain", "complex_qa", "--data_fn", str(source), "--convert_all",
+                                      "--source", "musique", "--output_dir", str(tmp_path / "out"))
+    assert code == 0 and "unusable, missing_field: 1" in out
+    prm = write_lines(tmp_path / "prm.jsonl", [json.dumps({"question": {"problem": "1+1?",
+                                                                         "ground_truth_solution": "2"}})])
+    code, _, err = convert_in_process(capsys, "--domain", "maths", "--data_fn", str(prm), "--convert_all")
+    assert code == 2 and "no rules converter for prm800k, use --backend openai" in err

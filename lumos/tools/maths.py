@@ -34,7 +34,7 @@ from lumos.vocabulary import MATHS
 MAX_ARGUMENT = 100_000  # characters of one action's argument
 MAX_COUNT_ITEMS = 100_000
 
-_VARIABLE = re.compile(r"\bR([1-9]\d*)\b")
+_VARIABLE = re.compile(r"(?<![A-Za-z_])R([1-9]\d*)\b")
 _SINGLE_EQUALS = re.compile(r"(?<![<>=!])=(?!=)")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _FUNCTION_NAME = re.compile(r"def\s+([A-Za-z_]\w*)\s*\(")

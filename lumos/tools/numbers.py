@@ -21,6 +21,9 @@ _UNICODE_OPERATORS = str.maketrans({"×": "*", "✕": "*", "·": "*", "⋅": "*"
                                      "−": "-", "–": "-", "—": "-", "＋": "+", "﹣": "-",
                                      "≤": "<=", "≥": ">=", "≠": "!="})
 _CURRENCY = re.compile(r"[$€£¥]")
+_VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅖": "2/5", "⅗": "3/5",
+           "⅘": "4/5", "⅙": "1/6", "⅚": "5/6", "⅛": "1/8", "⅜": "3/8", "⅝": "5/8", "⅞": "7/8"}
+_VULGAR_FRACTION = re.compile(rf"(\d*)\s*([{''.join(_VULGAR)}])")
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+)(?!\d|,\d)")
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
 _PERCENT_OF = re.compile(rf"({_NUMBER})\s*%\s*of\b")
@@ -38,6 +41,7 @@ def normalize_arithmetic(text: str) -> str:
     """Rewrite human notation into operators: ``$1,200 x 25%`` -> ``1200 * (25/100)``."""
     text = text.translate(_UNICODE_OPERATORS).replace("^", "**")
     text = _CURRENCY.sub("", text)
+    text = _VULGAR_FRACTION.sub(_vulgar_fraction, text)
     text = _THOUSANDS.sub(lambda m: m.group(1) + m.group(2).replace(",", ""), text)
     text = _TIMES_SPACED.sub(" * ", text)  # first, so "50% x 3" reads as a percentage
     text = _PERCENT_OF.sub(r"(\1/100)*", text)
@@ -45,6 +49,12 @@ def normalize_arithmetic(text: str) -> str:
     text = _TIMES_TIGHT.sub("*", text)
     text = _OF.sub(" * ", text)
     return text.strip()
+
+
+def _vulgar_fraction(match: re.Match[str]) -> str:
+    """``1½`` -> ``(1+1/2)``; ``½`` -> ``(1/2)``."""
+    whole, fraction = match.group(1), _VULGAR[match.group(2)]
+    return f"({whole}+{fraction})" if whole else f"({fraction})"
 
 
 def parse_number(text: object) -> Fraction | float | None:
@@ -61,7 +71,10 @@ def parse_number(text: object) -> Fraction | float | None:
         return Fraction(text) if math.isfinite(text) else None
     if not isinstance(text, str):
         return None
-    s = _CURRENCY.sub("", text.strip().translate(_UNICODE_OPERATORS)).replace(" ", " ").strip()
+    s = _CURRENCY.sub("", text.strip().translate(_UNICODE_OPERATORS)).replace("\u00a0", " ").strip()
+    vulgar = _VULGAR_FRACTION.fullmatch(s)
+    if vulgar:
+        s = f"{vulgar.group(1)} {_VULGAR[vulgar.group(2)]}".strip()
     if s.startswith("+"):
         s = s[1:]
     if s.endswith(".") and s[:-1].replace(",", "").replace("-", "").isdigit():

@@ -10,6 +10,7 @@ from lumos.tools.numbers import format_number, normalize_arithmetic, parse_numbe
     ("$1,200", Fraction(1200)), ("1,000.50", Fraction(200100, 200)), ("25%", Fraction(1, 4)),
     ("1/2", Fraction(1, 2)), ("2 1/2", Fraction(5, 2)), ("-3/4", Fraction(-3, 4)), (".5", Fraction(1, 2)),
     ("18.", Fraction(18)), ("1e-3", Fraction(1, 1000)), ("+7", Fraction(7)), ("−4", Fraction(-4)),
+    ("½", Fraction(1, 2)), ("2¾", Fraction(11, 4)),
 ])
 def test_parse_number_reads_numbers_as_people_write_them(text, expected):
     assert parse_number(text) == expected
@@ -55,7 +56,8 @@ def test_same_number_rejects_different_numbers(a, b):
 @pytest.mark.parametrize("text, expected", [
     ("$1,200 x 25%", "1200 * (25/100)"), ("3 x 4", "3 * 4"), ("3x4", "3*4"), ("6 ÷ 2 × 3", "6 / 2 * 3"),
     ("2^10", "2**10"), ("10 % 3", "10 % 3"), ("50% of 80", "(50/100)* 80"), ("1,000.50 + 1", "1000.50 + 1"),
-    ("2x + 3", "2x + 3"), ("x ≥ 2", "x >= 2"),
+    ("2x + 3", "2x + 3"), ("x ≥ 2", "x >= 2"), ("(½)*6", "((1/2))*6"), ("1½ + 1", "(1+1/2) + 1"),
+    ("50% x 3", "(50/100) * 3"),
 ])
 def test_normalize_arithmetic(text, expected):
     assert normalize_arithmetic(text) == expected

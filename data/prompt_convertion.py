@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> ConversionConfig:
     llm.add_argument("--max_attempts", type=int, default=5, help="attempts per request (429, 5xx, timeouts)")
     llm.add_argument("--parse_retries", type=int, default=1,
                      help="times an unreadable reply is asked again, with the parse error")
-    llm.add_argument("--batch_size", type=int, default=None, help="records per batch (default 4 x concurrency)")
+    llm.add_argument("--batch_size", type=int, default=None, help="records per batch (default max(256, 16 x concurrency)); only requests in flight are lost on a kill")
     llm.add_argument("--cache_path", default=None, help="response cache (default: llm_cache.sqlite beside the output)")
     llm.add_argument("--no_cache", action="store_true")
     parser.add_argument("--no_progress", action="store_true")

@@ -133,7 +133,7 @@ def converter_for(config: ConversionConfig) -> Converter:
 
     return LLMConverter(openai_generator(config), config.domain, max_tokens=config.max_tokens,
                         parse_retries=config.parse_retries,
-                        batch_size=config.batch_size or max(32, 4 * config.concurrency))
+                        batch_size=config.batch_size or max(256, 16 * config.concurrency))
 
 
 def verifier_for(config: ConversionConfig) -> Verifier | None:

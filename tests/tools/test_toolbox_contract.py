@@ -64,3 +64,12 @@ def test_tool_errors_name_the_action():
     box = Toolbox("test", [Tool("Fail", "Always fails", fail)])
     with pytest.raises(ToolError, match=r"^Fail\(x\): it broke$"):
         box.execute(parse_action("R1 = Fail(x)"), {})
+
+
+def test_importing_the_tools_stays_cheap():
+    import subprocess
+    import sys
+
+    code = "import sys, lumos.tools, lumos.tools.maths; print(sorted({'sympy', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -3,8 +3,8 @@
     # rules (no LLM): GSM8K, ASDiv, StrategyQA, MuSiQue, Mind2Web
     python -m data.prompt_convertion --domain maths --data_fn data/train/maths/raw_data/gsm8k.jsonl \
         --convert_all --backend rules --verify --keep verified
-    python -m data.prompt_convertion --domain complex_qa --data_fn data/train/complex_qa/raw_data/strategyqa_train.json \
-        --convert_all --verify
+    python -m data.prompt_convertion --domain complex_qa \
+        --data_fn data/train/complex_qa/raw_data/strategyqa_train.json --convert_all --verify
     python -m data.prompt_convertion --domain maths --data_fn F --st_idx 0 --ed_idx 1000 --backend rules
     # any OpenAI-compatible LLM (OpenAI with OPENAI_API_KEY, or a local vLLM/TGI/llama.cpp/Ollama server)
     python -m data.prompt_convertion --domain web_agent --data_fn data/train/web_agent/raw_data/train_0.json \
@@ -59,7 +59,8 @@ def parse_args(argv: list[str] | None = None) -> ConversionConfig:
     llm.add_argument("--max_attempts", type=int, default=5, help="attempts per request (429, 5xx, timeouts)")
     llm.add_argument("--parse_retries", type=int, default=1,
                      help="times an unreadable reply is asked again, with the parse error")
-    llm.add_argument("--batch_size", type=int, default=None, help="records per batch (default max(256, 16 x concurrency)); only requests in flight are lost on a kill")
+    llm.add_argument("--batch_size", type=int, default=None,
+                     help="records per batch (default max(256, 16 x concurrency)); a kill loses only requests in flight")
     llm.add_argument("--cache_path", default=None, help="response cache (default: llm_cache.sqlite beside the output)")
     llm.add_argument("--no_cache", action="store_true")
     parser.add_argument("--no_progress", action="store_true")

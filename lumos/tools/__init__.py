@@ -13,8 +13,9 @@ from typing import Callable
 from lumos.tools.base import Tool, ToolError, Toolbox
 from lumos.tools.maths import maths_toolbox
 from lumos.tools.numbers import format_number, parse_number, same_number
+from lumos.tools.qa import qa_toolbox
 
-TOOLBOX_FACTORIES: dict[str, Callable[..., Toolbox]] = {"maths": maths_toolbox}
+TOOLBOX_FACTORIES: dict[str, Callable[..., Toolbox]] = {"maths": maths_toolbox, "complex_qa": qa_toolbox}
 
 
 def toolbox(domain: str, **options: object) -> Toolbox:

@@ -62,6 +62,14 @@ def substitute_variables(text: str, variables: Mapping[str, str]) -> str:
     return _VARIABLE.sub(lambda m: variables.get(m.group(0), m.group(0)), text)
 
 
+class NoKnowledgeSource:
+    def find_page(self, query: str) -> str | None:
+        raise RetrievalError("no knowledge source was given (a corpus JSONL or the Wikipedia API)")
+
+    def paragraphs(self, title: str) -> list[str]:
+        raise RetrievalError("no knowledge source was given (a corpus JSONL or the Wikipedia API)")
+
+
 class QATools:
     """The tools over one knowledge source, one passage ranker and one QA generator."""
 
@@ -145,12 +153,14 @@ class QATools:
 
 def qa_toolbox(corpus: str | None = None, qa_generator: Generator | None = None, *, wikipedia: bool = False,
                retriever_model: str | None = None, cache_dir: str | None = None) -> Toolbox:
-    """The complex-QA toolbox: ``corpus`` (JSONL of title/text) or ``wikipedia=True`` as knowledge source."""
+    """The complex-QA toolbox: ``corpus`` (JSONL of title/text) or ``wikipedia=True`` as knowledge source.
+
+    With neither, KnowledgeQuery fails with a ToolError naming the missing source (the other tools work).
+    """
     if corpus is not None and wikipedia:
         raise ValueError("give a local corpus or wikipedia=True, not both")
-    if corpus is None and not wikipedia:
-        raise ValueError("complex QA needs a knowledge source: a corpus JSONL (--corpus) or wikipedia=True")
-    source: KnowledgeSource = WikipediaAPI() if wikipedia else LocalCorpus(corpus, cache_dir=cache_dir)
+    source: KnowledgeSource = (WikipediaAPI() if wikipedia else LocalCorpus(corpus, cache_dir=cache_dir)
+                               if corpus is not None else NoKnowledgeSource())
     ranker = DenseRanker(retriever_model) if retriever_model else None
     tools = QATools(source, qa_generator, ranker=ranker)
     return Toolbox.from_vocabulary(COMPLEX_QA, {

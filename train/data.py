@@ -123,24 +123,45 @@ class PackedRows:
 
 
 @dataclass
-class FlatteningCollator:
-    """Flattens every example of every packed row into one ``[1, tokens]`` row.
+class PackedRowsCollator:
+    """Collates packed rows; position ids restart at 0 for each example so none attends to another.
 
-    Position ids restart at 0 for each example, which transformers turns into a block-diagonal
-    causal mask (SDPA, eager) or variable-length kernels (flash-attention 2): no example attends
-    to another.
+    With SDPA (default) every packed row stays a row of the batch, padded at its tail to the
+    longest row: transformers turns the restarting position ids into a block-diagonal causal mask
+    per row. With flash-attention 2 the whole batch is flattened into one ``[1, tokens]`` row and
+    handed to its variable-length kernels. Both use transformers' ``DataCollatorWithFlattening``.
+    The count of real (non-padding) tokens travels as ``num_tokens`` (see :func:`pop_token_count`).
     """
 
-    flash_attn_kwargs: bool = False
+    pad_token_id: int
+    flatten_batch: bool = False
 
     def __post_init__(self) -> None:
         from transformers import DataCollatorWithFlattening
 
-        self._collator = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX,
-                                                    return_flash_attn_kwargs=self.flash_attn_kwargs)
+        self._flatten = DataCollatorWithFlattening(return_position_ids=True, separator_id=IGNORE_INDEX,
+                                                   return_flash_attn_kwargs=self.flatten_batch)
 
     def __call__(self, rows: list[list[dict[str, list[int]]]]) -> dict[str, Any]:
-        return self._collator([example for row in rows for example in row])
+        import torch
+
+        if self.flatten_batch:
+            batch = self._flatten([example for row in rows for example in row], return_tensors="pt")
+            batch["num_tokens"] = torch.tensor(batch["input_ids"].numel())
+            return batch
+        flat = [self._flatten(row, return_tensors="pt") for row in rows]
+        width = max(item["input_ids"].shape[1] for item in flat)
+        batch = {"input_ids": torch.full((len(rows), width), self.pad_token_id, dtype=torch.long),
+                 "labels": torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long),
+                 # the padded tail counts from 0 too: a sequence of its own that nothing attends to
+                 "position_ids": torch.arange(width).repeat(len(rows), 1)}
+        for index, item in enumerate(flat):
+            length = item["input_ids"].shape[1]
+            for key in ("input_ids", "labels", "position_ids"):
+                batch[key][index, :length] = item[key][0]
+            batch["position_ids"][index, length:] = torch.arange(width - length)
+        batch["num_tokens"] = torch.tensor(sum(item["input_ids"].shape[1] for item in flat))
+        return batch
 
 
 def padding_collator(tokenizer: "PreTrainedTokenizerBase"):
@@ -150,8 +171,10 @@ def padding_collator(tokenizer: "PreTrainedTokenizerBase"):
     return DataCollatorForSeq2Seq(tokenizer=tokenizer, padding="longest", label_pad_token_id=IGNORE_INDEX)
 
 
-def count_tokens(batch: dict[str, Any]) -> int:
-    """Non-padding tokens in a collated batch."""
+def pop_token_count(batch: dict[str, Any]) -> int:
+    """Non-padding tokens in a collated batch (removing the packed collator's ``num_tokens``)."""
+    if "num_tokens" in batch:
+        return int(batch.pop("num_tokens"))
     if "attention_mask" in batch:
         return int(batch["attention_mask"].sum())
     return int(batch["input_ids"].numel())

@@ -33,8 +33,8 @@ from typing import Any
 if __package__ in (None, ""):  # run as a file by `accelerate launch train/finetune.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from train.data import (FlatteningCollator, PackedRows, TrainingDataError, count_tokens, load_conversations,
-                        padding_collator, tokenize_dataset)
+from train.data import (PackedRows, PackedRowsCollator, TrainingDataError, load_conversations, padding_collator,
+                        pop_token_count, tokenize_dataset)
 
 logger = logging.getLogger("lumos.finetune")
 
@@ -288,7 +288,8 @@ class FinetuneRecipe:
 
         cfg = self.config
         if cfg.packing:
-            dataset, collate = PackedRows(examples, cfg.max_seq_length), FlatteningCollator(cfg.use_flash_attn)
+            dataset = PackedRows(examples, cfg.max_seq_length)
+            collate = PackedRowsCollator(self.tokenizer.pad_token_id, flatten_batch=cfg.use_flash_attn)
         else:
             dataset, collate = examples, padding_collator(self.tokenizer)
         return DataLoader(dataset, shuffle=True, batch_size=cfg.per_device_train_batch_size, collate_fn=collate)
@@ -356,6 +357,7 @@ class FinetuneRecipe:
             if self.batches_in_epoch:  # resuming mid-epoch: same order, skip what was trained on
                 batches = accelerator.skip_first_batches(self.dataloader, self.batches_in_epoch)
             for batch in batches:
+                tokens = pop_token_count(batch)
                 with accelerator.accumulate(self.model):
                     loss = self.model(**batch, use_cache=False).loss
                     accelerator.backward(loss)
@@ -365,7 +367,7 @@ class FinetuneRecipe:
                 self.batches_in_epoch += 1
                 window_loss += loss.detach().float().item()
                 window_micro += 1
-                window_tokens += count_tokens(batch) * accelerator.num_processes
+                window_tokens += tokens * accelerator.num_processes
                 if not accelerator.sync_gradients:
                     continue
                 self.completed_steps += 1

@@ -1,4 +1,5 @@
-"""Training files made from real GSM8K records (../shared/data/gsm8k) by the project's own data CLIs."""
+"""Fixtures of the training tests: GSM8K-derived training files (made by the project's own data CLIs),
+the tiny-model flags, and running train/finetune.py as the scripts do."""
 
 from __future__ import annotations
 
@@ -40,12 +41,6 @@ def make_gsm8k_training_files(source: Path, work_dir: Path, records: int = RECOR
     return files
 
 
-@pytest.fixture(scope="session")
-def gsm8k_train_files(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
-    return make_gsm8k_training_files(shared_data / "gsm8k" / "train_socratic.jsonl",
-                                     tmp_path_factory.mktemp("gsm8k_train"))
-
-
 def run_finetune(args: list[str], *, launcher: str = "python", timeout: float = 300) -> subprocess.CompletedProcess:
     """Run train/finetune.py as the scripts do (``accelerate launch``, one CPU process) or plainly."""
     script = str(REPO_ROOT / "train" / "finetune.py")
@@ -55,3 +50,20 @@ def run_finetune(args: list[str], *, launcher: str = "python", timeout: float = 
     else:
         command = [sys.executable, script, *args]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def gsm8k_train_files(shared_data: Path, tmp_path_factory) -> dict[str, Path]:
+    return make_gsm8k_training_files(shared_data / "gsm8k" / "train_socratic.jsonl",
+                                     tmp_path_factory.mktemp("gsm8k_train"))
+
+
+@pytest.fixture(scope="session")
+def tiny_flags() -> list[str]:
+    return list(TINY_FLAGS)
+
+
+@pytest.fixture(scope="session")
+def finetune():
+    """``finetune(args, launcher="python"|"accelerate")`` -> CompletedProcess."""
+    return run_finetune

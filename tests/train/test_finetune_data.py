@@ -9,8 +9,8 @@ import torch
 
 from lumos.prompts import render_chat
 from lumos.tiny_model import EOS, TinyModelConfig, build_tiny_model, train_tokenizer
-from train.data import (IGNORE_INDEX, FlatteningCollator, encode_conversation, labels_from_offsets,
-                        pack_by_length, padding_collator)
+from train.data import (IGNORE_INDEX, PackedRowsCollator, encode_conversation, labels_from_offsets,
+                        pack_by_length, padding_collator, pop_token_count)
 
 SMALL = TinyModelConfig(vocab_size=600, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                         num_attention_heads=4, num_key_value_heads=2)
@@ -80,23 +80,30 @@ def test_pack_by_length_keeps_order_and_budget():
     assert [i for row in rows for i in row] == list(range(6))
 
 
-def test_packed_batch_has_no_attention_across_examples(real_conversations, tokenizer):
-    """The packed row's loss equals the padded batch's: no example sees another one."""
+@pytest.mark.parametrize("flatten_batch", [False, True])
+def test_packed_batch_has_no_attention_across_examples(real_conversations, tokenizer, flatten_batch):
+    """Each example's logits in a packed batch equal its logits in a padded batch."""
     torch.manual_seed(0)
     model = build_tiny_model(tokenizer, SMALL).eval()
-    examples = [encode_conversation(m, tokenizer, 256) for m in real_conversations[:4]]
-    packed = FlatteningCollator()([examples[:2], examples[2:]])
-    assert packed["input_ids"].shape[0] == 1 and "attention_mask" not in packed
-    starts = (packed["position_ids"][0] == 0).nonzero().flatten().tolist()
-    assert len(starts) == 4 and starts[0] == 0
+    examples = [encode_conversation(m, tokenizer, 256) for m in real_conversations[:5]]
+    rows = [examples[:2], examples[2:]]
+    packed = PackedRowsCollator(tokenizer.pad_token_id, flatten_batch=flatten_batch)(rows)
+    assert pop_token_count(packed) == sum(len(e["input_ids"]) for e in examples)
+    assert "attention_mask" not in packed
     padded = padding_collator(tokenizer)([dict(e) for e in examples])
     with torch.no_grad():
         # use_cache=False as in training: with a cache transformers does not look for packed rows.
         packed_logits = model(input_ids=packed["input_ids"], position_ids=packed["position_ids"],
-                              use_cache=False).logits[0]
+                              use_cache=False).logits
         padded_logits = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
-    offset = 0
-    for row, example in enumerate(examples):
+    lengths = [len(e["input_ids"]) for e in examples]
+    if flatten_batch:  # one row: every example after the previous ones
+        starts = [(0, sum(lengths[:i])) for i in range(len(examples))]
+    else:  # one row per packed row
+        starts = [(0, 0), (0, lengths[0]), (1, 0), (1, lengths[2]), (1, lengths[2] + lengths[3])]
+    for index, (example, (row, offset)) in enumerate(zip(examples, starts)):
         n = len(example["input_ids"])
-        torch.testing.assert_close(packed_logits[offset:offset + n], padded_logits[row, :n], atol=1e-4, rtol=1e-4)
-        offset += n
+        assert packed["position_ids"][row, offset] == 0
+        torch.testing.assert_close(packed_logits[row, offset:offset + n], padded_logits[index, :n],
+                                   atol=1e-4, rtol=1e-4)
+        assert packed["labels"][row, offset + 1:offset + n].tolist() == example["labels"][1:]

@@ -1,0 +1,162 @@
+"""Training throughput: non-padding tokens/s with --packing over dynamic padding, same run, same model.
+
+    # training files from GSM8K with the project's own CLIs (see README), then:
+    python bench/bench_train.py --train_files data/train/maths/train_annots/lumos_maths_plan_iterative.jsonl \\
+        data/train/maths/train_annots/lumos_maths_ground_iterative.jsonl
+    # on a GPU, a ~1B LLaMA-architecture model (random init) in bf16, with model FLOPs utilisation:
+    python bench/bench_train.py --train_files ... --hidden_size 2048 --num_layers 16 --batch_size 8 \\
+        --max_seq_length 2048 --peak_tflops 989
+
+Both modes train the same freshly initialised tiny model (its tokenizer trained on the same files)
+on the same examples with the same per-device batch of rows, each in its own child process so that
+peak memory (CUDA max allocated, or the process's peak RSS on the CPU) is measured per mode. It
+prints one JSON line per mode and the packed/padded ratios; the goal is >= 1.5x tokens/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train_files", nargs="+", required=True, help="training JSONL files (FORMAT.md §3)")
+    parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps per mode")
+    parser.add_argument("--warmup_steps", type=int, default=2)
+    parser.add_argument("--batch_size", type=int, default=8, help="rows per step (examples, or packed rows)")
+    parser.add_argument("--max_seq_length", type=int, default=1024)
+    parser.add_argument("--hidden_size", type=int, default=256)
+    parser.add_argument("--num_layers", type=int, default=4)
+    parser.add_argument("--vocab_size", type=int, default=4000)
+    parser.add_argument("--peak_tflops", type=float, default=None,
+                        help="the accelerator's dense bf16 peak (H100 SXM: 989) for model FLOPs utilisation")
+    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)  # set by the parent for its children
+    parser.add_argument("--mode", choices=("packed", "padded"), help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def build_checkpoint(args: argparse.Namespace, directory: Path) -> Path:
+    from lumos.jsonl import SourceRecord, read_records
+    from lumos.prompts import render_chat
+    from lumos.tiny_model import EOS, TinyModelConfig, build_tiny_checkpoint
+
+    heads = max(1, args.hidden_size // 64)
+    size = TinyModelConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size,
+                           intermediate_size=args.hidden_size * 8 // 3 // 64 * 64, num_hidden_layers=args.num_layers,
+                           num_attention_heads=heads, num_key_value_heads=heads,
+                           max_position_embeddings=max(2048, args.max_seq_length))
+    texts = [render_chat(record.data["messages"], EOS)[0]
+             for path in args.train_files for record in read_records(path) if isinstance(record, SourceRecord)]
+    return build_tiny_checkpoint(texts, directory / "model", size)
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """One mode in this process: load, tokenise, train warmup + timed steps, report."""
+    import datasets
+    import torch
+    from torch.utils.data import DataLoader
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from train.data import (PackedRows, PackedRowsCollator, load_conversations, padding_collator,
+                            pop_token_count, tokenize_dataset)
+
+    cuda = torch.cuda.is_available()
+    device = torch.device("cuda" if cuda else "cpu")
+    tokenizer = AutoTokenizer.from_pretrained(args.checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(args.checkpoint, attn_implementation="sdpa").to(device)
+    examples = datasets.concatenate_datasets(
+        [tokenize_dataset(load_conversations(path), tokenizer, args.max_seq_length) for path in args.train_files])
+    if args.mode == "packed":
+        dataset, collate = PackedRows(examples, args.max_seq_length), PackedRowsCollator(tokenizer.pad_token_id)
+    else:
+        dataset, collate = examples, padding_collator(tokenizer)
+    generator = torch.Generator().manual_seed(0)
+    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, collate_fn=collate, generator=generator)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=cuda)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else torch.autocast("cpu", enabled=False)
+
+    def batches():
+        while True:
+            yield from loader
+
+    stream = batches()
+    tokens = 0
+    context_tokens = 0.0  # sum over tokens of their attention span, for the attention FLOPs
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    for step in range(args.warmup_steps + args.steps):
+        if step == args.warmup_steps:
+            if cuda:
+                torch.cuda.synchronize()
+            start, tokens, context_tokens = time.perf_counter(), 0, 0.0
+        batch = next(stream)
+        tokens += pop_token_count(batch)
+        positions = batch["position_ids"] if "position_ids" in batch else batch["attention_mask"].cumsum(-1)
+        context_tokens += float(positions.float().sum())
+        batch = {key: value.to(device) for key, value in batch.items()}
+        with autocast:
+            loss = model(**batch, use_cache=False).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    if cuda:
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    result = {"mode": args.mode, "device": torch.cuda.get_device_name() if cuda else "cpu",
+              "rows_per_step": args.batch_size, "steps": args.steps, "tokens": tokens,
+              "tokens_per_s": tokens / elapsed, "seconds": elapsed}
+    if cuda:
+        result["peak_memory_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        import resource
+        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    config = model.config
+    params = sum(p.numel() for p in model.parameters()) - config.vocab_size * config.hidden_size * (
+        0 if config.tie_word_embeddings else 1)  # the input embedding lookup does no FLOPs
+    # 6 FLOPs per parameter per token, plus attention: 12 * layers * hidden * attended positions (fwd + bwd).
+    flops = 6 * params * tokens + 12 * config.num_hidden_layers * config.hidden_size * context_tokens
+    result["params"] = sum(p.numel() for p in model.parameters())
+    result["model_tflops_per_s"] = flops / elapsed / 1e12
+    if args.peak_tflops:
+        result["mfu"] = result["model_tflops_per_s"] / args.peak_tflops
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.mode:
+        print(json.dumps(measure(args)))
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        checkpoint = build_checkpoint(args, Path(tmp))
+        results = {}
+        for mode in ("padded", "packed"):
+            child = subprocess.run([sys.executable, __file__, *(argv if argv is not None else sys.argv[1:]),
+                                    "--checkpoint", str(checkpoint), "--mode", mode],
+                                   capture_output=True, text=True, check=False)
+            if child.returncode != 0:
+                print(child.stderr[-4000:], file=sys.stderr)
+                return 1
+            results[mode] = json.loads(child.stdout.strip().splitlines()[-1])
+            print(json.dumps(results[mode]))
+    packed, padded = results["packed"], results["padded"]
+    memory = "peak_memory_mib" if "peak_memory_mib" in packed else "peak_rss_mib"
+    ratio = packed["tokens_per_s"] / padded["tokens_per_s"]
+    print(f"packed / padded non-padding tokens/s: {ratio:.2f}x (goal >= 1.5x); "
+          f"{memory}: packed {packed[memory]:.0f}, padded {padded[memory]:.0f}")
+    if not math.isfinite(ratio):
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

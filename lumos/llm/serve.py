@@ -56,6 +56,11 @@ class ServerStats:
     authorizations: set[str] = field(default_factory=set)  # Authorization headers seen (tests check keys arrive)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the default backlog of 5 resets connections when many clients open at once
+
+
 class OpenAICompatibleServer:
     """``with OpenAICompatibleServer(generator) as server: OpenAI(base_url=server.url, ...)``."""
 
@@ -70,8 +75,7 @@ class OpenAICompatibleServer:
         self._lock = threading.Lock()
         # A model that is not thread-safe (a local torch model) answers one request at a time.
         self._generation_lock = None if getattr(generator, "thread_safe", False) else threading.Lock()
-        self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     @property

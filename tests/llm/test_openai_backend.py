@@ -174,3 +174,10 @@ def test_parse_retry_after_forms():
     assert parse_retry_after({"retry-after": "soon"}) is None and parse_retry_after({}) is None
     assert normalise_base_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000/v1"
     assert normalise_base_url("http://h:1/v1/") == "http://h:1/v1"
+
+
+def test_many_simultaneous_connections_need_no_retries(server, make_client):
+    server.latency_s = 0.2
+    client = make_client(concurrency=64)
+    assert len(client.chat([user(f"question {i}") for i in range(128)])) == 128
+    assert client.usage.retries == 0 and server.stats.max_in_flight > 32

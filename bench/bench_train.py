@@ -4,7 +4,7 @@
     python bench/bench_train.py --train_files data/train/maths/train_annots/lumos_maths_plan_iterative.jsonl \\
         data/train/maths/train_annots/lumos_maths_ground_iterative.jsonl
     # on a GPU, a ~1B LLaMA-architecture model (random init) in bf16, with model FLOPs utilisation:
-    python bench/bench_train.py --train_files ... --hidden_size 2048 --num_layers 16 --batch_size 8 \\
+    python bench/bench_train.py --train_files ... --hidden_size 2048 --num_layers 20 --batch_size 8 \\
         --max_seq_length 2048 --peak_tflops 989
 
 Both modes train the same freshly initialised tiny model (its tokenizer trained on the same files)
@@ -49,11 +49,8 @@ def build_checkpoint(args: argparse.Namespace, directory: Path) -> Path:
     from lumos.prompts import render_chat
     from lumos.tiny_model import EOS, TinyModelConfig, build_tiny_checkpoint
 
-    heads = max(1, args.hidden_size // 64)
-    size = TinyModelConfig(vocab_size=args.vocab_size, hidden_size=args.hidden_size,
-                           intermediate_size=args.hidden_size * 8 // 3 // 64 * 64, num_hidden_layers=args.num_layers,
-                           num_attention_heads=heads, num_key_value_heads=heads,
-                           max_position_embeddings=max(2048, args.max_seq_length))
+    size = TinyModelConfig.scaled(args.hidden_size, args.num_layers, args.vocab_size,
+                                  max_position_embeddings=max(2048, args.max_seq_length))
     texts = [render_chat(record.data["messages"], EOS)[0]
              for path in args.train_files for record in read_records(path) if isinstance(record, SourceRecord)]
     return build_tiny_checkpoint(texts, directory / "model", size)

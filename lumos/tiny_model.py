@@ -39,6 +39,16 @@ class TinyModelConfig:
     num_key_value_heads: int = 4
     max_position_embeddings: int = 2048
 
+    @classmethod
+    def scaled(cls, hidden_size: int = 256, num_hidden_layers: int = 4, vocab_size: int = 4000,
+               max_position_embeddings: int = 2048) -> "TinyModelConfig":
+        """LLaMA proportions for a width: heads of 64 dimensions, MLP about 8/3 of the width."""
+        heads = max(1, hidden_size // 64)
+        return cls(vocab_size=vocab_size, hidden_size=hidden_size,
+                   intermediate_size=max(8, hidden_size * 8 // 3 // 8 * 8), num_hidden_layers=num_hidden_layers,
+                   num_attention_heads=heads, num_key_value_heads=heads,
+                   max_position_embeddings=max_position_embeddings)
+
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} must be divisible by "

@@ -217,7 +217,9 @@ class FinetuneRecipe:
                                         cfg.preprocessing_num_workers)
         self.dataloader = self._dataloader(examples)
 
-        steps_per_epoch = math.ceil(len(self.dataloader) / cfg.gradient_accumulation_steps)
+        # after prepare() each process sees its share of the batches (evened out across processes)
+        batches_per_process = math.ceil(len(self.dataloader) / self.accelerator.num_processes)
+        steps_per_epoch = math.ceil(batches_per_process / cfg.gradient_accumulation_steps)
         self.max_train_steps = cfg.max_train_steps or cfg.num_train_epochs * steps_per_epoch
         self.num_epochs = math.ceil(self.max_train_steps / steps_per_epoch)
         self.optimizer, self.scheduler = self._optimizer()
@@ -237,14 +239,10 @@ class FinetuneRecipe:
         from lumos.tiny_model import EOS, TinyModelConfig, build_tiny_checkpoint
 
         cfg = self.config
-        path = self.output_dir / "tiny_init"
+        path = self.output_dir.resolve() / "tiny_init"  # absolute: a LoRA adapter names it as its base
         if self.accelerator.is_main_process and not (path / "config.json").is_file():
-            size = TinyModelConfig(vocab_size=cfg.tiny_vocab_size, hidden_size=cfg.tiny_hidden_size,
-                                   intermediate_size=cfg.tiny_hidden_size * 8 // 3 // 8 * 8,
-                                   num_hidden_layers=cfg.tiny_num_layers,
-                                   num_attention_heads=max(1, cfg.tiny_hidden_size // 64),
-                                   num_key_value_heads=max(1, cfg.tiny_hidden_size // 64),
-                                   max_position_embeddings=max(2048, cfg.max_seq_length))
+            size = TinyModelConfig.scaled(cfg.tiny_hidden_size, cfg.tiny_num_layers, cfg.tiny_vocab_size,
+                                          max_position_embeddings=max(2048, cfg.max_seq_length))
             texts = (render_chat(record["messages"], EOS)[0] for record in conversations)
             staging = path.with_name("tiny_init.tmp")
             shutil.rmtree(staging, ignore_errors=True)

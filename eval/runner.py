@@ -49,10 +49,17 @@ class Benchmark:
 
     name: str
     domain: str
-    data_file: str  # file name inside --data_dir
+    data_file: str  # file name inside --data_dir ("" : --data_dir itself, a file or a folder)
     load: Callable[[Path], list[Example]]
     score: Callable[[Any, Any], dict[str, float]]  # (prediction, gold) -> {metric: value}
     extract: Callable[[str], Any] = lambda text: text  # a cot/direct reply -> the predicted answer
+    # Environments (web pages, a shop): a toolbox per example whose tools act on that example's
+    # environment; the episode is then scored from it: (episode, example, toolbox) -> record fields,
+    # "scores" among them. ``summarise`` adds benchmark-wide metrics (e.g. per split) from all records.
+    task_toolbox: Callable[[Example, "EvalConfig"], Any] | None = None
+    score_episode: Callable[[Any, Example, Any], dict[str, Any]] | None = None
+    summarise: Callable[[list[dict]], dict[str, Any]] | None = None
+    feedback: Callable[[int, str, str], str] | None = None  # the planner's feedback turn (agent default if None)
 
 
 @dataclass
@@ -132,7 +139,7 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
 
 def data_path(config: EvalConfig, benchmark: Benchmark) -> Path:
     path = Path(config.data_dir)
-    return path / benchmark.data_file if path.is_dir() else path
+    return path / benchmark.data_file if path.is_dir() and benchmark.data_file else path
 
 
 def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
@@ -140,7 +147,7 @@ def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
         examples = load_oracle(Path(config.oracle))
     else:
         path = data_path(config, benchmark)
-        if not path.is_file():
+        if not (path.is_file() or (not benchmark.data_file and path.is_dir())):
             raise FileNotFoundError(f"{benchmark.name} data file {path} does not exist "
                                     f"(--data_dir should hold {benchmark.data_file})")
         examples = benchmark.load(path)
@@ -201,6 +208,7 @@ class _Modules:
         self.benchmark = benchmark
         self._generators: dict[str, Any] = {}
         self.toolbox = None
+        self.task_toolboxes: dict[str, Any] = {}  # example id -> its environment's toolbox, until scored
 
     def generator(self, spec: str):
         if spec not in self._generators:
@@ -223,7 +231,24 @@ class _Modules:
                 raise ValueError(f"domain {self.benchmark.domain!r} has no toolbox in this runner")
         return self.toolbox
 
+    def example_toolbox(self, example: Example):
+        """The toolbox an example runs with: its own environment's where the benchmark has one."""
+        if self.benchmark.task_toolbox is None:
+            return self.make_toolbox()
+        if example.id not in self.task_toolboxes:
+            self.task_toolboxes[example.id] = self.benchmark.task_toolbox(example, self.config)
+        return self.task_toolboxes[example.id]
+
+    def release(self, example_id: str):
+        """Hand back (and forget) an example's own toolbox once it is scored; None when it has none."""
+        box = self.task_toolboxes.pop(example_id, None)
+        if box is not None:
+            box.close()
+        return box
+
     def close(self) -> None:
+        for example_id in list(self.task_toolboxes):
+            self.release(example_id)
         if self.toolbox is not None:
             self.toolbox.close()
         for generator in self._generators.values():
@@ -246,15 +271,20 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
                 episode.end("parse_error", f"gold plan: {error}")
                 episodes.append(episode)
                 continue
-            episodes.append(execute_plan(example.id, example.question, plan, modules.make_toolbox()))
+            episodes.append(execute_plan(example.id, example.question, plan, modules.example_toolbox(example)))
         return episodes
     if config.formulation.startswith("lumos_"):
         domain = benchmark.domain
+        by_id = {example.id: example for example in examples}
+        own_toolboxes = benchmark.task_toolbox is not None
         agent = Agent(modules.generator(module_spec(config, domain, "plan")),
-                      modules.generator(module_spec(config, domain, "ground")), modules.make_toolbox(),
+                      modules.generator(module_spec(config, domain, "ground")),
+                      None if own_toolboxes else modules.make_toolbox(),
                       domain=domain, formulation=config.formulation.removeprefix("lumos_"),
                       max_steps=config.max_steps, prompt_style=config.prompt_style,
-                      max_new_tokens=config.max_new_tokens)
+                      max_new_tokens=config.max_new_tokens, feedback=benchmark.feedback,
+                      task_toolbox=(lambda task_id, task: modules.example_toolbox(by_id[task_id]))
+                      if own_toolboxes else None)
         return agent.run([(example.id, example.question) for example in examples])
     # cot / direct: the user turn is the bare question (FORMAT.md §4)
     from lumos import prompts
@@ -297,7 +327,11 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
                 for example, episode in zip(batch, run_batch(batch, config, benchmark, modules)):
                     record = episode.to_record()
                     record["answer"] = example.answer
-                    record["scores"] = benchmark.score(episode.prediction, example.answer)
+                    if benchmark.score_episode is not None:
+                        record.update(benchmark.score_episode(episode, example, modules.task_toolboxes.get(example.id)))
+                        modules.release(example.id)
+                    else:
+                        record["scores"] = benchmark.score(episode.prediction, example.answer)
                     store.append(record)
                 print(f"[{benchmark.name}] {len(examples) - len(todo) + start + len(batch)}/{len(examples)} done",
                       file=sys.stderr, flush=True)
@@ -306,6 +340,8 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
         wanted = {example.id for example in examples}
         records = [record for record in store.records() if record["id"] in wanted]
     metrics = summarise(records, benchmark, config)
+    if benchmark.summarise is not None:
+        metrics.update(benchmark.summarise(records))
     metrics["seconds_this_run"] = round(time.perf_counter() - started, 3)
     if config.judge:
         metrics.update(judge_metrics(records, config))

@@ -28,6 +28,9 @@ from lumos.tools.base import Toolbox, ToolError
 
 Formulation = Literal["iterative", "onetime"]
 FeedbackFunction = Callable[[int, str, str], str]
+# A per-task toolbox: tools acting on that task's own environment (a web page, a shop session).
+# Such a toolbox may set ``episode_end`` (an ExitStatus) once its environment has ended the task.
+TaskToolboxFactory = Callable[[str, str], Toolbox]
 DEFAULT_EOS = "</s>"  # LLaMA's, as the released checkpoints use
 
 
@@ -56,15 +59,19 @@ class _TaskState:
     ground_turns: list[dict[str, str]]
     variables: dict[str, str]
     started: float
+    toolbox: Toolbox | None = None
 
 
 class Agent:
     """Planner + grounder + toolbox for one domain and formulation; models are loaded by the caller, once."""
 
-    def __init__(self, planner: Generator, grounder: Generator, toolbox: Toolbox, *, domain: str,
+    def __init__(self, planner: Generator, grounder: Generator, toolbox: Toolbox | None, *, domain: str,
                  formulation: Formulation = "iterative", max_steps: int = 10,
                  feedback: FeedbackFunction | None = None, prompt_style: prompts.PromptStyle = "tulu",
-                 planner_eos: str | None = None, grounder_eos: str | None = None, max_new_tokens: int = 256):
+                 planner_eos: str | None = None, grounder_eos: str | None = None, max_new_tokens: int = 256,
+                 task_toolbox: TaskToolboxFactory | None = None):
+        if toolbox is None and task_toolbox is None:
+            raise ValueError("give a toolbox or a task_toolbox factory")
         if formulation not in ("iterative", "onetime"):
             raise ValueError(f"formulation must be 'iterative' or 'onetime', got {formulation!r}")
         if max_steps < 1:
@@ -80,6 +87,7 @@ class Agent:
         self.planner_eos = planner_eos or generator_eos(planner)
         self.grounder_eos = grounder_eos or generator_eos(grounder)
         self.max_new_tokens = max_new_tokens
+        self.task_toolbox = task_toolbox
         # complex QA grounding turns carry earlier results (as training did); maths turns do not.
         self.ground_with_results = domain == "complex_qa"
 
@@ -91,6 +99,9 @@ class Agent:
                              [{"role": prompts.USER, "content": prompts.plan_task_prompt(task)}], [], {},
                              time.perf_counter())
                   for task_id, task in tasks]
+        for state in states:
+            state.toolbox = (self.task_toolbox(state.episode.id, state.episode.task) if self.task_toolbox
+                             else self.toolbox)
         if self.formulation == "iterative":
             self._run_iterative(states)
         else:
@@ -221,15 +232,15 @@ class Agent:
         except FormatError as error:
             _finish(state, "parse_error", f"grounding of subgoal {step.index}: {error}")
             return None
-        unknown = [action.tool for action in actions if action.tool not in self.toolbox.tools]
+        unknown = [action.tool for action in actions if action.tool not in state.toolbox.tools]
         if unknown:
             _finish(state, "parse_error", f"grounding of subgoal {step.index} names unknown tool(s) "
-                                               f"{', '.join(unknown)}; available: {', '.join(self.toolbox.tool_names)}")
+                                               f"{', '.join(unknown)}; available: {', '.join(state.toolbox.tool_names)}")
             return None
         return _number_outputs(actions, state.variables)
 
     def _execute_step(self, state: _TaskState, step: Step | None = None) -> None:
-        _execute_calls(self.toolbox, state, step or state.episode.steps[-1])
+        _execute_calls(state.toolbox, state, step or state.episode.steps[-1])
 
     def _render(self, turns: list[dict[str, str]], eos: str) -> str:
         return prompts.render_prompt(turns, eos, self.prompt_style)
@@ -291,6 +302,10 @@ def _execute_calls(toolbox: Toolbox, state: _TaskState, step: Step) -> None:
             _finish(state, "tool_error", call.error)
             return
         state.episode.prediction = call.result
+        ended = getattr(toolbox, "episode_end", None)
+        if ended is not None:
+            _finish(state, ended)
+            return
 
 
 def execute_plan(task_id: str, task: str, plan: Plan, toolbox: Toolbox) -> Episode:

@@ -4,6 +4,12 @@
         --save_dir results/mind2web --model_name_or_path MODEL_DIR --eval_batch_size 16 --formulation lumos_iterative
     python -m eval.mind2web.run_eval --data_dir data/eval/mind2web/ --save_dir results/m2w_gold --formulation gold
 
+``lumos_iterative`` runs the shared agent loop through the shared runner (``eval/runner.py``: its
+flags ``--planner``/``--grounder``/``--prompt_style``/``--max_steps``/... apply), one episode per
+task, the task's trace as its environment (``eval/mind2web/benchmark.py``); ``--data_dir`` is a
+folder of split folders or one file of step-level instances. ``--max_num_examples`` counts tasks
+per split. metrics.json holds the macro scores over all tasks and MindAct's aggregates per split.
+
 ``gold`` grounds each step with the gold action (Query = the gold element's text): the ceiling
 the candidate pool (top ``--top_k`` of the ranker) and the ranker leave. ``--ranker_model`` takes a
 sentence-transformers cross-encoder (e.g. osunlp/MindAct_CandidateGeneration_deberta-v3-base);
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from eval.mind2web.adapter import candidate_pool, gold_grounding, score_grounding
@@ -42,11 +49,47 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+DEFAULT_MAX_STEPS = 40  # subgoals; the trace's end normally ends an episode first
+
+
+def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """Mind2Web's own flags; the rest go to the shared runner's parser."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--max_num_examples", type=int, default=None)
+    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
+    parser.add_argument("--top_k", type=int, default=50)
+    parser.add_argument("--ranker_model", type=str, default=None)
+    parser.add_argument("--ranker_kind", type=str, default="cross_encoder", choices=RANKER_KINDS)
+    options, rest = parser.parse_known_args(argv)
+    if options.top_k < 1:
+        parser.error("--top_k must be at least 1")
+    if options.max_num_examples is not None and options.max_num_examples < 1:
+        parser.error("--max_num_examples must be at least 1")
+    if not any(arg == "--max_steps" or arg.startswith("--max_steps=") for arg in rest):
+        rest += ["--max_steps", str(DEFAULT_MAX_STEPS)]
+    return options, rest
+
+
+def run_lumos(argv: list[str]) -> dict:
+    """The Lumos agent loop over every task, through the shared runner."""
+    from eval.mind2web.benchmark import make_benchmark
+    from eval.runner import evaluate, parse_config
+
+    options, rest = _benchmark_options(argv)
+    benchmark = make_benchmark(make_ranker(options.ranker_model, options.ranker_kind), options.top_k,
+                               options.splits, options.max_num_examples)
+    config = parse_config(benchmark, rest)
+    config.extra = {key: value for key, value in vars(options).items()}
+    return evaluate(config, benchmark)
+
+
 def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--formulation", default="lumos_iterative")
+    if chooser.parse_known_args(argv)[0].formulation != "gold":
+        return run_lumos(argv)
     args = parse_args(argv)
-    if args.formulation == "lumos_iterative":
-        raise SystemExit("the lumos_iterative formulation needs the shared agent loop (lumos.agent), "
-                         "which this checkout does not have yet; use --formulation gold")
     save_dir = Path(args.save_dir)
     write_run_info(save_dir, vars(args), packages=("bm25s", "torch", "transformers"))
     ranker = make_ranker(args.ranker_model, args.ranker_kind)

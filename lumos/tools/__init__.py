@@ -14,8 +14,10 @@ from lumos.tools.base import Tool, ToolError, Toolbox
 from lumos.tools.maths import maths_toolbox
 from lumos.tools.numbers import format_number, parse_number, same_number
 from lumos.tools.qa import qa_toolbox
+from lumos.tools.web import web_toolbox
 
-TOOLBOX_FACTORIES: dict[str, Callable[..., Toolbox]] = {"maths": maths_toolbox, "complex_qa": qa_toolbox}
+TOOLBOX_FACTORIES: dict[str, Callable[..., Toolbox]] = {"maths": maths_toolbox, "complex_qa": qa_toolbox,
+                                                      "web_agent": web_toolbox}
 
 
 def toolbox(domain: str, **options: object) -> Toolbox:
@@ -28,4 +30,4 @@ def toolbox(domain: str, **options: object) -> Toolbox:
 
 
 __all__ = ["TOOLBOX_FACTORIES", "Tool", "ToolError", "Toolbox", "format_number", "maths_toolbox", "parse_number",
-           "same_number", "toolbox"]
+           "same_number", "toolbox", "web_toolbox"]

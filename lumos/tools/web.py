@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 from lumos.format import Action
+from lumos.tools.base import ToolError, Toolbox
 
 WEB_TOOL_NAMES = ("CLICK", "TYPE", "SELECT")
 _VARIABLE = re.compile(r"(?:Env|R[1-9]\d*)")
 _LABELLED = re.compile(r"QUERY:\s*(?P<query>.*?)(?:,\s*TEXT:\s*(?P<text>.*))?", re.DOTALL)
 
 
-class WebActionError(ValueError):
+class WebActionError(ToolError, ValueError):
     """A web action that cannot be executed: bad arguments, unknown tool or an empty page."""
 
 
@@ -205,9 +206,11 @@ def _split_arguments(args: str) -> list[str]:
 
 
 def _unquote(text: str) -> str:
+    """``"27"" monitor"`` -> ``27" monitor``: a quoted value writes an inner quote twice
+    (``lumos.convert.rules_web.quote_web_argument``)."""
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
-        return text[1:-1]
+        return text[1:-1].replace('""', '"')
     return text
 
 
@@ -299,3 +302,67 @@ def execute_web_action(action: Action, env: WebPage, ranker: Ranker | None = Non
     if call.tool == "CLICK":
         return CLICK(env, call.query, ranker=ranker)
     return WEB_TOOLS[call.tool](env, call.query, call.text, ranker=ranker)
+
+
+# --------------------------------------------------------------------------- the toolbox
+
+
+class WebEnvironment(Protocol):
+    """Where web actions happen: the page an action sees, and what acting on it changes."""
+
+    def page(self) -> WebPage: ...
+
+    def acted(self, result: WebActionResult) -> None: ...
+
+
+@dataclass
+class StaticPage:
+    """One page that stays as it is (a single-step task, a test)."""
+
+    current: WebPage
+    history: list[WebActionResult] = field(default_factory=list)
+
+    def page(self) -> WebPage:
+        return self.current
+
+    def acted(self, result: WebActionResult) -> None:
+        self.history.append(result)
+
+
+class WebToolbox(Toolbox):
+    """The web tools bound to one environment; the episode ends when the environment says so
+    (its optional ``episode_end``, read by the agent loop after every action)."""
+
+    environment: WebEnvironment | None = None
+
+    @property
+    def episode_end(self) -> str | None:
+        return getattr(self.environment, "episode_end", None)
+
+
+def web_toolbox(environment: WebEnvironment | WebPage | None = None, ranker: Ranker | None = None) -> WebToolbox:
+    """The ``web_agent`` toolbox: ``Env`` is the environment's current page (its candidate elements).
+
+    Each action resolves its Query to one element with ``ranker`` (BM25 when None), tells the
+    environment, and returns the chosen element as text (``[button] Search -> CLICK``). Without an
+    environment the tools refuse to run, with a message saying so.
+    """
+    from lumos.vocabulary import vocabulary
+
+    if isinstance(environment, WebPage):
+        environment = StaticPage(environment)
+    chosen_ranker = ranker or BM25Ranker()
+
+    def run(tool: str) -> Callable[[str, dict[str, str]], list[str]]:
+        def tool_function(args: str, variables: dict[str, str]) -> list[str]:
+            if environment is None:
+                raise WebActionError("no web page to act on: the web toolbox was built without an environment")
+            result = execute_web_action(Action(tool=tool, args=args), environment.page(), chosen_ranker)
+            environment.acted(result)
+            return [result.render()]
+
+        return tool_function
+
+    box = WebToolbox.from_vocabulary(vocabulary("web_agent"), {name: run(name) for name in WEB_TOOL_NAMES})
+    box.environment = environment
+    return box

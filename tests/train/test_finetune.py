@@ -51,10 +51,16 @@ def test_train_sh_trains_tiny_model_that_lowers_its_loss(gsm8k_train_files, tmp_
         logits = model(torch.tensor([ids])).logits
     assert logits.shape == (1, len(ids), len(tokenizer))
 
+    # Re-running a finished job resumes from its last checkpoint and trains nothing more.
+    again = subprocess.run(["./train.sh", "plan", "iterative"], cwd=repo_root, env=env,
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "at step 30 " in again.stderr and _history(output_dir) == history
+
 
 def test_packed_run_lowers_the_loss_on_grounding_file(gsm8k_train_files, tmp_path, tiny_flags, finetune):
     output_dir = tmp_path / "ground"
-    result = finetune([*tiny_flags, "--train_file", str(gsm8k_train_files["ground"]), "--packing",
+    result = finetune([*tiny_flags, "--train_file", str(gsm8k_train_files["ground"]), "--packing", "--gradient_checkpointing",
                            "--per_device_train_batch_size", "2", "--max_train_steps", "20",
                            "--output_dir", str(output_dir)])
     assert result.returncode == 0, result.stderr[-3000:]

@@ -32,6 +32,9 @@ from lumos.llm.cache import ResponseCache
 logger = logging.getLogger(__name__)
 
 LOCAL_PLACEHOLDER_KEY = "EMPTY"  # what vLLM & co. accept when they check no key
+# Concurrency slots per HTTP client: the connection pool scans every one of its connections on
+# each request, so one pool of 64 costs more CPU than the round trip; shards of 8 keep it small.
+CONNECTIONS_PER_CLIENT = 8
 _RETRYABLE_STATUS = {408, 409, 429}
 
 
@@ -117,6 +120,39 @@ class _LoopThread:
 _DONE = object()
 
 
+def _client_shards(openai, concurrency: int, *, api_key: str, base_url: str | None, timeout: float) -> list:
+    """``ceil(concurrency / CONNECTIONS_PER_CLIENT)`` async clients, each with its own small pool.
+
+    One client is built as the ``openai`` package builds it by default; the others share its TLS
+    settings through one ``ssl`` context (creating a context reads the CA bundle: tens of ms each).
+    """
+    count = -(-concurrency // CONNECTIONS_PER_CLIENT)
+    size = min(concurrency, CONNECTIONS_PER_CLIENT)
+    clients = []
+    ssl_context = None
+    for _ in range(count):
+        options: dict[str, Any] = {}
+        if count > 1:
+            if ssl_context is None:
+                ssl_context = _default_ssl_context()
+            limits = type(openai.DEFAULT_CONNECTION_LIMITS)(max_connections=size, max_keepalive_connections=size)
+            options["http_client"] = openai.DefaultAsyncHttpxClient(limits=limits, verify=ssl_context)
+        clients.append(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0,
+                                          **options))
+    return clients
+
+
+def _default_ssl_context():
+    """The context HTTP clients verify servers with by default: certifi's CA bundle when installed."""
+    import ssl
+
+    try:
+        import certifi
+    except ImportError:
+        return ssl.create_default_context()
+    return ssl.create_default_context(cafile=certifi.where())
+
+
 class OpenAIGenerator(Generator, ChatGenerator):
     """Chat (``/v1/chat/completions``) and text (``/v1/completions``) generation against one endpoint.
 
@@ -158,11 +194,17 @@ class OpenAIGenerator(Generator, ChatGenerator):
         self.progress = progress
         self.usage = Usage()
         self._openai = openai
-        self._client = openai.AsyncOpenAI(api_key=api_key, base_url=self.base_url, timeout=timeout_s, max_retries=0)
+        from openai.types import Completion
+        from openai.types.chat import ChatCompletion
+
+        self._chat_type, self._completion_type = ChatCompletion, Completion
+        self._clients = _client_shards(openai, concurrency, api_key=api_key, base_url=self.base_url,
+                                       timeout=timeout_s)
+        self._client = self._clients[0]
         del api_key
         self._cache = ResponseCache(cache_path) if cache_path is not None else None
         self._loop_thread = _LoopThread()
-        self._semaphore: asyncio.Semaphore | None = None
+        self._slots: asyncio.Queue | None = None  # free concurrency slots; slot i uses client i // 8
         self._rate_limiter: RequestRateLimiter | None = None
         self._model_lock: asyncio.Lock | None = None
         self._closed = False
@@ -207,7 +249,8 @@ class OpenAIGenerator(Generator, ChatGenerator):
         if self._closed:
             return
         self._closed = True
-        self._loop_thread.submit(self._client.close()).result()
+        for client in self._clients:
+            self._loop_thread.submit(client.close()).result()
         self._loop_thread.close()
         if self._cache is not None:
             self._cache.close()
@@ -256,8 +299,10 @@ class OpenAIGenerator(Generator, ChatGenerator):
 
     async def _prepare(self) -> None:
         """Loop-bound primitives, created once inside the loop thread; the model name if unknown."""
-        if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.concurrency)
+        if self._slots is None:
+            self._slots = asyncio.Queue()
+            for slot in range(self.concurrency):
+                self._slots.put_nowait(slot)
             self._model_lock = asyncio.Lock()
             if self.requests_per_minute:
                 self._rate_limiter = RequestRateLimiter(self.requests_per_minute)
@@ -279,11 +324,15 @@ class OpenAIGenerator(Generator, ChatGenerator):
         last: _RetryableFailure | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
-                async with self._semaphore:
+                slot = await self._slots.get()
+                try:
                     if self._rate_limiter is not None:
                         await self._rate_limiter.wait()
                     self.usage.requests += 1
-                    text, prompt_tokens, completion_tokens = await self._call(endpoint, payload)
+                    client = self._clients[slot // CONNECTIONS_PER_CLIENT]
+                    text, prompt_tokens, completion_tokens = await self._call(client, endpoint, payload)
+                finally:
+                    self._slots.put_nowait(slot)
             except _RetryableFailure as failure:
                 last = failure
             except self._openai.APIStatusError as err:  # 400, 401, 403, 404, 422: repeating will not help
@@ -312,14 +361,15 @@ class OpenAIGenerator(Generator, ChatGenerator):
             return min(retry_after, self.max_retry_after_s) + random.uniform(0, 0.1 * backoff)
         return backoff * random.uniform(0.5, 1.0)
 
-    async def _call(self, endpoint: str, payload: dict[str, Any]) -> tuple[str, int, int]:
+    async def _call(self, client, endpoint: str, payload: dict[str, Any]) -> tuple[str, int, int]:
         """One HTTP call; failures worth repeating become ``_RetryableFailure``."""
         openai = self._openai
         try:
-            if endpoint == "chat":
-                response = await self._client.chat.completions.create(model=self.model, **payload)
-            else:
-                response = await self._client.completions.create(model=self.model, **payload)
+            # The client's generic ``post``: our payloads are plain JSON already, and the typed
+            # ``create`` methods spend more CPU walking them than the HTTP round trip costs.
+            path, response_type = ((("/chat/completions", self._chat_type) if endpoint == "chat"
+                                    else ("/completions", self._completion_type)))
+            response = await client.post(path, body={"model": self.model, **payload}, cast_to=response_type)
         except openai.APITimeoutError as err:
             raise _RetryableFailure(f"timed out: {err}", kind="timeout") from err
         except openai.APIConnectionError as err:

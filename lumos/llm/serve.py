@@ -169,6 +169,7 @@ def _count_tokens(text: str) -> int:
 def _handler_for(server: OpenAICompatibleServer):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else a small reply waits ~40 ms on the client's delayed ACK
 
         def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
             pass

@@ -4,6 +4,10 @@
         --save_dir results/webshop --model_name_or_path MODEL_DIR --eval_batch_size 8 --formulation lumos_iterative
     python -m eval.webshop.run_eval --save_dir results/webshop_replay --formulation replay --actions_file A.jsonl
 
+``lumos_iterative`` runs the shared agent loop through the shared runner (``eval/runner.py``: its
+flags ``--planner``/``--grounder``/``--prompt_style``/... apply), one episode per goal in its own
+shopping session (``eval/webshop/benchmark.py``); ``--max_steps`` (default 15) limits the
+environment actions of an episode; ``--feedback`` picks what the planner is told after a subgoal.
 Without ``--data_dir`` the shipped sample catalogue is used. ``replay`` runs scripted actions
 (JSONL lines ``{"goal_index": i, "actions": ["search[...]", "click[...]", ...]}``) through the
 environment: the offline check of the environment and the scoring. Writes predictions.jsonl
@@ -14,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from eval.webshop.adapter import DEFAULT_MAX_STEPS, metrics, replay
+from eval.webshop.benchmark import FEEDBACKS
 from lumos.jsonl import JsonlStore, read_records, write_run_info, BadRecord
-from lumos.webshop.catalogue import load_catalogue
+from lumos.webshop.catalogue import SAMPLE_DIR, load_catalogue
 from lumos.webshop.env import WebShopTextEnv
 
 FORMULATIONS = ("lumos_iterative", "replay")
@@ -42,15 +48,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    """WebShop's own flags; the rest go to the shared runner's parser."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--feedback", default="observation", choices=FEEDBACKS)
+    options, rest = parser.parse_known_args(argv)
+    if not any(arg == "--data_dir" or arg.startswith("--data_dir=") for arg in rest):
+        rest += ["--data_dir", str(SAMPLE_DIR)]
+    if not any(arg == "--max_steps" or arg.startswith("--max_steps=") for arg in rest):
+        rest += ["--max_steps", str(DEFAULT_MAX_STEPS)]
+    return options, rest
+
+
+def run_lumos(argv: list[str]) -> dict:
+    """The Lumos agent loop over the goals, through the shared runner."""
+    from eval.runner import evaluate, parse_config
+    from eval.webshop.benchmark import make_benchmark
+
+    options, rest = _benchmark_options(argv)
+    benchmark = make_benchmark(options.feedback)
+    config = parse_config(benchmark, rest)
+    config.extra = vars(options)
+    return evaluate(config, benchmark)
+
+
 def main(argv: list[str] | None = None) -> dict:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    chooser = argparse.ArgumentParser(add_help=False)
+    chooser.add_argument("--formulation", default="lumos_iterative")
+    if chooser.parse_known_args(argv)[0].formulation != "replay":
+        return run_lumos(argv)
     args = parse_args(argv)
     env = WebShopTextEnv(load_catalogue(args.data_dir))
     count = len(env.goals) if args.max_num_examples is None else min(args.max_num_examples, len(env.goals))
     save_dir = Path(args.save_dir)
     write_run_info(save_dir, vars(args), packages=("bm25s", "rapidfuzz", "torch", "transformers"))
-    if args.formulation == "lumos_iterative":
-        raise SystemExit("the lumos_iterative formulation needs the shared agent loop (lumos.agent), "
-                         "which this checkout does not have yet; use --formulation replay")
     scripted = {}
     for record in read_records(args.actions_file):
         if isinstance(record, BadRecord):

@@ -58,11 +58,12 @@ class WebShopTextEnv:
     """One shopping session at a time over a catalogue and its goals."""
 
     def __init__(self, catalogue: Catalogue, goals: list[dict[str, Any]] | None = None,
-                 nouns: NounExtractor = heuristic_nouns):
+                 nouns: NounExtractor = heuristic_nouns, search_engine: ProductSearchEngine | None = None):
         self.catalogue = catalogue
         self.goals = goals if goals is not None else catalogue.goals
         self.nouns = nouns
-        self.search_engine = ProductSearchEngine(catalogue.products)
+        # sessions over one catalogue share its index (building it is the costly part)
+        self.search_engine = search_engine or ProductSearchEngine(catalogue.products)
         self.goal: dict[str, Any] | None = None
         self.state = _State()
 

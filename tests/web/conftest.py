@@ -21,6 +21,8 @@ def _planner_following(plans: dict[str, Plan]):
 
     def reply(prompt: str) -> str:
         task = _TASK.search(prompt).group(1)
+        if task not in plans:
+            return "I cannot plan this task."  # not the planner's format: the episode ends as a parse error
         done = prompt.count("Should we stop planning?")
         subgoals = plans[task].subgoals
         if done == 0:

@@ -70,3 +70,29 @@ def test_empty_page_and_unknown_ranker_kind_are_errors():
     with pytest.raises(ValueError):
         make_ranker("some/model", kind="nope")
     assert isinstance(make_ranker(None), BM25Ranker)
+
+
+def test_doubled_quotes_read_back_as_written_by_the_converter():
+    from lumos.convert.rules_web import quote_web_argument
+
+    query, text = quote_web_argument('27" monitor, 4K'), quote_web_argument('say "hi"')
+    action = parse_action(f"TYPE(Env, {query}, {text})")
+    call = parse_web_call(action)
+    assert (call.query, call.text) == ('27" monitor, 4K', 'say "hi"')
+
+
+def test_web_toolbox_acts_on_its_environment_and_refuses_without_one():
+    from lumos.tools import ToolError, toolbox
+    from lumos.tools.web import StaticPage, web_toolbox
+
+    page = StaticPage(PAGE)
+    box = web_toolbox(page)
+    variables: dict[str, str] = {}
+    assert box.execute(parse_action('CLICK(Env, "submit search button")'), variables) == \
+        "[button] button Submit search -> CLICK"
+    assert box.execute(parse_action('SELECT(Env, "reservation", "Pickup")'), variables).endswith("-> SELECT: Pickup")
+    assert [r.element.id for r in page.history] == ["2", "4"] and box.episode_end is None
+    with pytest.raises(ToolError, match="bad arguments"):
+        box.execute(parse_action('TYPE(Env)'), variables)
+    with toolbox("web_agent") as bare, pytest.raises(ToolError, match="without an environment"):
+        bare.execute(parse_action('CLICK(Env, "submit")'), {})

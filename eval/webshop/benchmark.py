@@ -1,0 +1,159 @@
+"""WebShop through the shared runner: each goal is one episode of the Lumos agent loop.
+
+The grounder's actions act on that goal's own shopping session (:class:`WebShopTextEnv`):
+
+- the web agent's vocabulary, as the Mind2Web-trained modules write it:
+  ``TYPE(Env, "search bar", "red earbuds")`` -> ``search[red earbuds]``;
+  ``CLICK(Env, "Buy Now")`` -> ``click[buy now]``, the Query resolved to one of the page's
+  clickables (exact text first, else the BM25 ranker over the clickables, a product's title
+  standing beside its ASIN); ``SELECT(Env, "size", "8")`` -> ``click[8]``, the value resolved
+  among the page's clickables the same way;
+- WebShop's own actions, ``Search(red earbuds)`` / ``Click(buy now)``
+  (:func:`eval.webshop.adapter.to_webshop_action`).
+
+An action that does not apply on the page leaves it unchanged, as in WebShop, and still counts
+toward the step limit (``--max_steps`` environment actions). The planner is told the page the
+subgoal led to (``--feedback observation``, default) or, as the web planner was trained, only
+what was done (``--feedback completion``). Buying ends the episode with the WebShop reward; an
+episode ended any other way scores 0, and every goal counts in the averages.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+from eval.runner import Benchmark, EvalConfig, Example
+from eval.webshop.adapter import Episode as ShopEpisode
+from eval.webshop.adapter import start_episode, step_episode, to_webshop_action
+from lumos.format import Action
+from lumos.tools.base import Tool, Toolbox, ToolError
+from lumos.tools.web import BM25Ranker, Element, Ranker, WebPage, parse_web_call, rank
+from lumos.vocabulary import vocabulary
+from lumos.webshop.catalogue import Catalogue, load_catalogue
+from lumos.webshop.env import WebShopActionError, WebShopTextEnv
+from lumos.webshop.search import ProductSearchEngine
+
+FEEDBACKS = ("observation", "completion")
+MAX_OBSERVATION_CHARS = 2000  # what the planner is shown of a page
+
+
+class ShopSession:
+    """One goal's shopping session: the environment, the episode record, the step limit."""
+
+    def __init__(self, env: WebShopTextEnv, goal_index: int, max_steps: int, ranker: Ranker):
+        self.env = env
+        self.max_steps = max_steps
+        self.ranker = ranker
+        self.episode: ShopEpisode = start_episode(env, goal_index)
+
+    @property
+    def episode_end(self) -> str | None:
+        status = self.episode.status
+        return status if status in ("finished", "step_limit") else None
+
+    def act(self, action_text: str) -> str:
+        if self.episode.status != "running":
+            raise ToolError(f"the shopping episode is over ({self.episode.status})")
+        observation = step_episode(self.env, self.episode, action_text, self.max_steps)
+        return " ".join(observation.split())[:MAX_OBSERVATION_CHARS]
+
+    def resolve(self, query: str) -> str:
+        """The clickable of the current page that ``query`` names (exact text first, else ranked)."""
+        clickables = self.env.clickables()
+        wanted = " ".join(query.lower().split())
+        if not clickables or wanted in clickables:
+            return wanted
+        titles = {asin.upper(): product["Title"] for asin in clickables
+                  if (product := self.env.catalogue.by_asin.get(asin.upper()))}
+        elements = [Element(text, f"{text} {titles.get(text.upper(), '')}".strip()) for text in clickables]
+        return rank(self.ranker, query, WebPage(elements).elements)[0][0].id
+
+
+def _web_action(session: ShopSession, tool: str) -> Callable[[str, Any], list[str]]:
+    def run(args: str, variables: Any) -> list[str]:
+        call = parse_web_call(Action(tool=tool, args=args))
+        if tool == "TYPE":
+            return [session.act(f"search[{call.text}]")]
+        target = call.text if tool == "SELECT" else call.query
+        return [session.act(f"click[{session.resolve(target)}]")]
+
+    return run
+
+
+def _shop_action(session: ShopSession, tool: str) -> Callable[[str, Any], list[str]]:
+    def run(args: str, variables: Any) -> list[str]:
+        try:
+            text = to_webshop_action(Action(tool=tool, args=args))
+        except WebShopActionError as error:
+            raise ToolError(str(error)) from error
+        return [session.act(text)]
+
+    return run
+
+
+class ShopToolbox(Toolbox):
+    """CLICK/TYPE/SELECT and Search/Click over one shopping session."""
+
+    def __init__(self, session: ShopSession):
+        web = vocabulary("web_agent")
+        tools = [Tool(spec.name, spec.description, _web_action(session, spec.name)) for spec in web.actions]
+        tools += [Tool("Search", "Search(keywords): search the shop for the keywords", _shop_action(session, "Search")),
+                  Tool("Click", "Click(button): click the button or product of the page", _shop_action(session, "Click"))]
+        super().__init__("web_agent", tools)
+        self.session = session
+
+    @property
+    def episode_end(self) -> str | None:
+        return self.session.episode_end
+
+
+def episode_scores(session: ShopSession | None) -> dict[str, Any]:
+    episode = session.episode if session is not None else None
+    reward = episode.reward if episode is not None and episode.status == "finished" else 0.0
+    return {"scores": {"reward": reward, "success": float(reward == 1.0)},
+            "webshop": episode.to_record() if episode is not None else None}
+
+
+def shop_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """WebShop's two figures over ALL episodes (an unfinished one scores 0)."""
+    count = len(records)
+    rewards = [record["scores"]["reward"] for record in records]
+    return {"average_reward": round(sum(rewards) / count, 6) if count else 0.0,
+            "success_rate": round(sum(r == 1.0 for r in rewards) / count, 6) if count else 0.0,
+            "num_bought": sum((record.get("webshop") or {}).get("status") == "finished" for record in records)}
+
+
+_GOAL_ID = re.compile(r"webshop_(\d+)")
+
+
+def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None) -> Benchmark:
+    """The WebShop benchmark for the shared runner; ``--data_dir`` is a folder of WebShop files."""
+    from lumos.agent import completion_feedback, result_feedback
+
+    if feedback not in FEEDBACKS:
+        raise ValueError(f"feedback must be one of {', '.join(FEEDBACKS)}, got {feedback!r}")
+    ranker = ranker or BM25Ranker()
+    shop: dict[str, Any] = {}
+
+    def load(path: Path) -> list[Example]:
+        catalogue: Catalogue = load_catalogue(path)
+        if not catalogue.goals:
+            raise FileNotFoundError(f"{path}: no goals (items_human_ins.json missing or without instructions)")
+        shop["catalogue"], shop["engine"] = catalogue, ProductSearchEngine(catalogue.products)
+        return [Example(id=f"webshop_{index}", question=goal["instruction_text"],
+                        answer={"goal_index": index, "asin": goal["asin"], "goal_options": goal["goal_options"]})
+                for index, goal in enumerate(catalogue.goals)]
+
+    def task_toolbox(example: Example, config: EvalConfig) -> ShopToolbox:
+        env = WebShopTextEnv(shop["catalogue"], search_engine=shop["engine"])
+        goal_index = int(_GOAL_ID.fullmatch(example.id).group(1))
+        return ShopToolbox(ShopSession(env, goal_index, config.max_steps, ranker))
+
+    def score_episode(episode, example: Example, toolbox: ShopToolbox | None) -> dict[str, Any]:
+        return episode_scores(toolbox.session if toolbox is not None else None)
+
+    return Benchmark(name="webshop", domain="web_agent", data_file="", load=load, score=lambda prediction, gold: {},
+                     task_toolbox=task_toolbox, score_episode=score_episode, summarise=shop_metrics,
+                     feedback=result_feedback if feedback == "observation" else completion_feedback)

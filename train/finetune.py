@@ -28,7 +28,6 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 if __package__ in (None, ""):  # run as a file by `accelerate launch train/finetune.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))

@@ -60,9 +60,9 @@ def test_train_sh_trains_tiny_model_that_lowers_its_loss(gsm8k_train_files, tmp_
 
 def test_packed_run_lowers_the_loss_on_grounding_file(gsm8k_train_files, tmp_path, tiny_flags, finetune):
     output_dir = tmp_path / "ground"
-    result = finetune([*tiny_flags, "--train_file", str(gsm8k_train_files["ground"]), "--packing", "--gradient_checkpointing",
-                           "--per_device_train_batch_size", "2", "--max_train_steps", "20",
-                           "--output_dir", str(output_dir)])
+    result = finetune([*tiny_flags, "--train_file", str(gsm8k_train_files["ground"]),
+                       "--packing", "--gradient_checkpointing", "--per_device_train_batch_size", "2",
+                       "--max_train_steps", "20", "--output_dir", str(output_dir)])
     assert result.returncode == 0, result.stderr[-3000:]
     history = _history(output_dir)
     assert history[-1][0] == 20
@@ -108,8 +108,8 @@ def test_lora_run_merges_into_a_plain_checkpoint(gsm8k_train_files, tmp_path, re
 
     adapter_dir, merged_dir = tmp_path / "lora", tmp_path / "merged"
     result = finetune([*tiny_flags, "--train_file", str(gsm8k_train_files["ground"]), "--use_lora",
-                           "--lora_rank", "8", "--lora_alpha", "16", "--lora_dropout", "0",
-                           "--max_train_steps", "6", "--output_dir", str(adapter_dir)])
+                       "--lora_rank", "8", "--lora_alpha", "16", "--lora_dropout", "0",
+                       "--max_train_steps", "6", "--output_dir", str(adapter_dir)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert (adapter_dir / "adapter_config.json").is_file() and not (adapter_dir / "config.json").exists()
 

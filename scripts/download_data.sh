@@ -3,11 +3,16 @@
 #   - the Google Drive folder of raw benchmarks, converted and training annotations (gdown);
 #   - the released ai2lumos/* annotation datasets on the Hugging Face hub (datasets), each written to
 #     data/train/<domain>/train_annots/lumos_<domain>_<plan|ground>_<iterative|onetime>.jsonl
+#   - the web benchmarks (--web): Mind2Web from the hub (osunlp/Mind2Web) into
+#     data/eval/mind2web/{test_task,test_website,test_domain}/ (the test archive's published password
+#     is used to open it), and WebShop's items_shuffle_1000.json, items_ins_v2_1000.json and
+#     items_human_ins.json (its setup's Google Drive files) into data/eval/webshop/
 #
 #   scripts/download_data.sh                       # everything
 #   scripts/download_data.sh --hf                  # only the hub datasets
 #   scripts/download_data.sh --hf --only complex_qa_plan_iterative,maths_ground_onetime
 #   scripts/download_data.sh --drive --out /path/to/data
+#   scripts/download_data.sh --web                 # only Mind2Web and WebShop
 #
 # Every item is reported on one line (fetched, or why it could not be). The exit status is
 # non-zero only when something was asked for and nothing at all could be fetched.
@@ -15,13 +20,14 @@ set -euo pipefail
 
 usage() {
   cat <<'EOF'
-usage: scripts/download_data.sh [--drive] [--hf] [--only NAME[,NAME...]] [--out DIR] [--list]
+usage: scripts/download_data.sh [--drive] [--hf] [--web] [--only NAME[,NAME...]] [--out DIR] [--list]
   --drive        the Google Drive folder of the original release (raw data and annotations)
   --hf           the ai2lumos/* annotation datasets (default names below, or --only)
+  --web          Mind2Web (osunlp/Mind2Web) and the WebShop 1000-product files
   --only NAMES   hub datasets to fetch, e.g. complex_qa_plan_iterative (implies --hf)
   --out DIR      data folder (default: data, beside this script's parent)
   --list         print the hub dataset names and exit
-Without --drive or --hf both are fetched.
+Without --drive, --hf or --web all are fetched.
 EOF
 }
 
@@ -29,12 +35,14 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$here/data"
 want_drive=0
 want_hf=0
+want_web=0
 only=""
 list=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --drive) want_drive=1 ;;
     --hf) want_hf=1 ;;
+    --web) want_web=1 ;;
     --only) [[ $# -ge 2 ]] || { echo "--only needs a value" >&2; exit 2; }; only="$2"; want_hf=1; shift ;;
     --out) [[ $# -ge 2 ]] || { echo "--out needs a value" >&2; exit 2; }; out="$2"; shift ;;
     --list) list=1 ;;
@@ -43,17 +51,21 @@ while [[ $# -gt 0 ]]; do
   esac
   shift
 done
-if [[ $want_drive -eq 0 && $want_hf -eq 0 ]]; then
+if [[ $want_drive -eq 0 && $want_hf -eq 0 && $want_web -eq 0 ]]; then
   want_drive=1
   want_hf=1
+  want_web=1
 fi
 
 export HF_DATASETS_DISABLE_PROGRESS_BARS=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error
-exec python3 - "$out" "$want_drive" "$want_hf" "$only" "$list" <<'PY'
+exec python3 - "$out" "$want_drive" "$want_hf" "$only" "$list" "$want_web" <<'PY'
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import warnings
+import zipfile
 
 DRIVE_FOLDER = "https://drive.google.com/drive/folders/1ASFhOkhezgewVxR01dQg-8KUVR8IdBlY?usp=sharing"
 HUB_DATASETS = [f"{domain}_{module}_{formulation}"
@@ -64,6 +76,15 @@ HUB_DATASETS = [f"{domain}_{module}_{formulation}"
                 for formulation in formulations for module in ("plan", "ground")]
 
 out, want_drive, want_hf, only, list_only = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1", sys.argv[4], sys.argv[5] == "1"
+want_web = sys.argv[6] == "1"
+MIND2WEB_REPO = "osunlp/Mind2Web"
+MIND2WEB_SPLITS = ("test_task", "test_website", "test_domain")
+MIND2WEB_ZIP_PASSWORD = b"mind2web"  # published with the dataset; it only keeps the test set out of crawls
+WEBSHOP_FILES = {  # WebShop's setup.sh (its 1000-product setting)
+    "items_shuffle_1000.json": "https://drive.google.com/uc?id=1EgHdxQ_YxqIQlvvq5iKlCrkEKR6-j0Ib",
+    "items_ins_v2_1000.json": "https://drive.google.com/uc?id=1IduG0xl544V_A_jv3tHXC0kyFi7PnyBu",
+    "items_human_ins.json": "https://drive.google.com/uc?id=14Kb5SPBk_jfdLZ_CDBNitW98QLDlKR5O",
+}
 if list_only:
     print("\n".join(HUB_DATASETS))
     sys.exit(0)
@@ -118,7 +139,74 @@ def fetch_hub(name: str) -> bool:
     return True
 
 
+def fetch_mind2web() -> list[bool]:
+    """Every split folder found in the hub snapshot (or in its test archives), one line per split."""
+    target = os.path.join(out, "eval", "mind2web")
+    try:
+        from huggingface_hub import snapshot_download
+        snapshot = snapshot_download(MIND2WEB_REPO, repo_type="dataset")
+    except Exception as error:  # offline, gated, disk: report every split and go on
+        for split in MIND2WEB_SPLITS:
+            print(f"could not fetch Mind2Web {split} ({MIND2WEB_REPO}): {short(error)}")
+        return [False] * len(MIND2WEB_SPLITS)
+    unpacked = tempfile.mkdtemp(prefix="mind2web_")
+    try:
+        for folder, _, files in os.walk(snapshot):
+            for name in files:
+                if name.endswith(".zip"):
+                    try:
+                        with zipfile.ZipFile(os.path.join(folder, name)) as archive:
+                            archive.extractall(os.path.join(unpacked, name[:-4]), pwd=MIND2WEB_ZIP_PASSWORD)
+                    except (zipfile.BadZipFile, RuntimeError, NotImplementedError) as error:
+                        print(f"could not open Mind2Web archive {name}: {short(error)}")
+        found = []
+        for split in MIND2WEB_SPLITS:
+            sources = [os.path.join(folder, split) for root in (snapshot, unpacked)
+                       for folder, dirs, _ in os.walk(root) if split in dirs]
+            files = sorted(os.path.join(s, f) for s in sources for f in os.listdir(s) if f.endswith(".json"))
+            if not files:
+                print(f"could not fetch Mind2Web {split}: no {split}/*.json in {MIND2WEB_REPO}")
+                found.append(False)
+                continue
+            os.makedirs(os.path.join(target, split), exist_ok=True)
+            for index, path in enumerate(files):
+                shutil.copyfile(path, os.path.join(target, split, f"{split}_{index}.json"))
+            print(f"fetched Mind2Web {split}: {len(files)} files -> {os.path.join(target, split)}")
+            found.append(True)
+        return found
+    finally:
+        shutil.rmtree(unpacked, ignore_errors=True)
+
+
+def fetch_webshop(name: str, url: str) -> bool:
+    target = os.path.join(out, "eval", "webshop", name)
+    try:
+        import gdown
+    except ImportError:
+        print(f"could not fetch WebShop {name}: gdown is not installed (pip install gdown)")
+        return False
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    try:
+        written = gdown.download(url, output=target + ".tmp", quiet=True)
+        if not written:
+            raise RuntimeError("the download returned no file")
+        import json
+        with open(target + ".tmp", encoding="utf-8") as handle:
+            json.load(handle)  # a quota page instead of the file is not JSON
+        os.replace(target + ".tmp", target)
+    except Exception as error:  # network, quota, a partial file: report this item, keep the others
+        if os.path.exists(target + ".tmp"):
+            os.remove(target + ".tmp")
+        print(f"could not fetch WebShop {name}: {short(error)}")
+        return False
+    print(f"fetched WebShop {name} -> {target}")
+    return True
+
+
 results = []
+if want_web:
+    results += fetch_mind2web()
+    results += [fetch_webshop(name, url) for name, url in WEBSHOP_FILES.items()]
 if want_drive:
     results.append(fetch_drive())
 if want_hf:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # WebShop evaluation (original flags). DATA_DIR holds items_shuffle_1000.json, items_ins_v2_1000.json and
-# items_human_ins.json; leave it unset to use the small catalogue shipped with the package.
+# items_human_ins.json (scripts/download_data.sh --web); leave it unset to use the small catalogue shipped with
+# the package. Further flags pass through: --max_steps (environment actions, default 15), --feedback, --planner, ...
 set -euo pipefail
 MODEL_DIR=${MODEL_DIR:?set MODEL_DIR to the folder of the planning/grounding checkpoints}
 python -m eval.webshop.run_eval \

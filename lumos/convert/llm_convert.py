@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Iterator
 
-from lumos.convert.llm_prompts import conversion_messages, correction_turn
+from lumos.convert.llm_prompts import conversion_messages, correction_turn, user_turn
 from lumos.convert.pipeline import ConversionConfig, Converted, RecordFailure
 from lumos.convert.sources import SourceTask
 from lumos.format import FormatError, Plan, parse_plan
@@ -75,13 +75,22 @@ class LLMConverter:
         self.parse_retries = parse_retries
         self.batch_size = batch_size
         self.temperature = temperature
+        self._prefix: list[dict[str, str]] | None = None
+
+    def _prompt_prefix(self) -> list[dict[str, str]]:
+        """The turns before the record's own (instruction and examples): the same for every record."""
+        if self._prefix is None:
+            self._prefix = conversion_messages(self.domain, "", "")[:-1]
+        return self._prefix
 
     @property
     def usage(self):
         return self.generator.usage
 
     def convert_batch(self, tasks: list[SourceTask]) -> Iterator[tuple[int, Converted | RecordFailure]]:
-        pending = {i: conversion_messages(self.domain, t.task, t.natural_language_plan) for i, t in enumerate(tasks)}
+        prefix = self._prompt_prefix()
+        pending = {i: prefix + [{"role": "user", "content": user_turn(t.task, t.natural_language_plan)}]
+                   for i, t in enumerate(tasks)}
         for round_number in range(1 + self.parse_retries):
             last_round = round_number == self.parse_retries
             order = list(pending)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import functools
 import json
 import logging
 import os
@@ -142,8 +143,12 @@ def _client_shards(openai, concurrency: int, *, api_key: str, base_url: str | No
     return clients
 
 
+@functools.lru_cache(maxsize=1)
 def _default_ssl_context():
-    """The context HTTP clients verify servers with by default: certifi's CA bundle when installed."""
+    """The context HTTP clients verify servers with by default: certifi's CA bundle when installed.
+
+    Built once per process: every generator's shards share it (it is only read after creation).
+    """
     import ssl
 
     try:

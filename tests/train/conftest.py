@@ -41,14 +41,9 @@ def make_gsm8k_training_files(source: Path, work_dir: Path, records: int = RECOR
     return files
 
 
-def run_finetune(args: list[str], *, launcher: str = "python", timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run train/finetune.py as the scripts do (``accelerate launch``, one CPU process) or plainly."""
-    script = str(REPO_ROOT / "train" / "finetune.py")
-    if launcher == "accelerate":
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "1",
-                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", script, *args]
-    else:
-        command = [sys.executable, script, *args]
+def run_finetune(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run train/finetune.py in a fresh process (``accelerate launch`` is exercised through ./train.sh)."""
+    command = [sys.executable, str(REPO_ROOT / "train" / "finetune.py"), *args]
     return subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
 
 
@@ -65,5 +60,5 @@ def tiny_flags() -> list[str]:
 
 @pytest.fixture(scope="session")
 def finetune():
-    """``finetune(args, launcher="python"|"accelerate")`` -> CompletedProcess."""
+    """``finetune(args)`` -> CompletedProcess of a train/finetune.py run."""
     return run_finetune

@@ -97,8 +97,11 @@ def measure(args: argparse.Namespace) -> dict:
             start, tokens, context_tokens = time.perf_counter(), 0, 0.0
         batch = next(stream)
         tokens += pop_token_count(batch)
-        positions = batch["position_ids"] if "position_ids" in batch else batch["attention_mask"].cumsum(-1)
-        context_tokens += float(positions.float().sum())
+        if "position_ids" in batch:  # packed: positions restart per example (a padded tail counts a little)
+            context_tokens += float((batch["position_ids"] + 1).float().sum())
+        else:
+            mask = batch["attention_mask"]
+            context_tokens += float((mask.cumsum(-1) * mask).float().sum())
         batch = {key: value.to(device) for key, value in batch.items()}
         with autocast:
             loss = model(**batch, use_cache=False).loss

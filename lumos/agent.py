@@ -17,12 +17,12 @@ its name (prompt text) and the feedback function that turns a result into the pl
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 from lumos import prompts
 from lumos.episode import Episode, ExitStatus, Step, ToolCall
-from lumos.format import OUTPUT, Action, FormatError, Plan, number_outputs, parse_actions, render_actions
+from lumos.format import Action, FormatError, Plan, number_action_outputs, number_outputs, parse_actions, render_actions
 from lumos.llm.base import GenerationError, Generator
 from lumos.tools.base import Toolbox, ToolError
 
@@ -237,7 +237,8 @@ class Agent:
             _finish(state, "parse_error", f"grounding of subgoal {step.index} names unknown tool(s) "
                                                f"{', '.join(unknown)}; available: {', '.join(state.toolbox.tool_names)}")
             return None
-        return _number_outputs(actions, state.variables)
+        highest = max((int(name[1:]) for name in state.variables if name[1:].isdigit()), default=0)
+        return number_action_outputs(actions, highest)
 
     def _execute_step(self, state: _TaskState, step: Step | None = None) -> None:
         _execute_calls(state.toolbox, state, step or state.episode.steps[-1])
@@ -267,23 +268,6 @@ def _finish(state: _TaskState, status: ExitStatus, error: str | None = None) -> 
 def _pending_call(action: Action) -> ToolCall:
     return ToolCall(action=action.render(with_result=False), tool=action.tool, args=action.args,
                     outputs=list(action.outputs))
-
-
-def _number_outputs(actions: Sequence[Action], variables: dict[str, str]) -> list[Action]:
-    """``Output`` -> ``R<last+1>``, counting the task's earlier variables, as training data did."""
-    highest = max((int(name[1:]) for name in variables if name[1:].isdigit()), default=0)
-    numbered = []
-    for action in actions:
-        outputs = []
-        for name in action.outputs:
-            if name == OUTPUT:
-                highest += 1
-                outputs.append(f"R{highest}")
-            else:
-                highest = max(highest, int(name[1:]))
-                outputs.append(name)
-        numbered.append(replace(action, outputs=tuple(outputs)))
-    return numbered
 
 
 def _execute_calls(toolbox: Toolbox, state: _TaskState, step: Step) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from typing import Sequence
 
 OUTPUT = "Output"
 _VARIABLE = r"(?:R[1-9]\d*|Output)"
@@ -284,21 +285,24 @@ def variables_used(args: str) -> list[int]:
     return [int(n) for n in _R_VARIABLE.findall(args)]
 
 
+def number_action_outputs(actions: Sequence[Action], highest: int = 0) -> list[Action]:
+    """Replace each ``Output`` by ``R<last+1>``, counting on from ``highest`` (the last ``R`` so far)."""
+    numbered = []
+    for action in actions:
+        outputs = []
+        for name in action.outputs:
+            if name == OUTPUT:
+                highest += 1
+                outputs.append(f"R{highest}")
+            else:
+                highest = max(highest, int(name[1:]))
+                outputs.append(name)
+        numbered.append(replace(action, outputs=tuple(outputs)))
+    return numbered
+
+
 def number_outputs(plan: Plan) -> Plan:
     """Replace each ``Output`` variable by ``R<last+1>``, as training data and grounding need."""
-    highest = 0
-    subgoals = []
-    for subgoal in plan.subgoals:
-        actions = []
-        for action in subgoal.actions:
-            outputs = []
-            for name in action.outputs:
-                if name == OUTPUT:
-                    highest += 1
-                    outputs.append(f"R{highest}")
-                else:
-                    highest = max(highest, int(name[1:]))
-                    outputs.append(name)
-            actions.append(replace(action, outputs=tuple(outputs)))
-        subgoals.append(replace(subgoal, actions=tuple(actions)))
-    return Plan(tuple(subgoals))
+    numbered = iter(number_action_outputs(plan.actions))
+    return Plan(tuple(replace(subgoal, actions=tuple(next(numbered) for _ in subgoal.actions))
+                      for subgoal in plan.subgoals))

@@ -8,7 +8,6 @@ count ALL episodes, an unfinished one scoring 0.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from statistics import mean
 from typing import Any, Iterable
 
 from lumos.format import Action

@@ -29,7 +29,6 @@ The source of a file is recognised from its records' fields, never from its file
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 

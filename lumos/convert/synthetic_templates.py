@@ -701,7 +701,7 @@ def _remove_each(d: Draft, s: State):
 def _box_price(d: Draft, s: State):
     if s.recipients:
         raise NoFit
-    it, (one, many) = s.item, s.container
+    it, (one, _) = s.item, s.container
     q = d.person()
     x = d.num(2, 20)
     fact = f"{q.name} buys one {one} of {it.many}, and each {it.one} costs ${x}."
@@ -715,7 +715,7 @@ def _box_price(d: Draft, s: State):
 def _boxes_in_stock(d: Draft, s: State):
     if s.recipients:
         raise NoFit
-    it, (one, many) = s.item, s.container
+    it, (_, many) = s.item, s.container
     shop = generic(_pick(d, SHOPS))
     x = d.num(2, 40)
     fact = f"{cap(shop.name)} has {x} {many} like this."
@@ -898,7 +898,7 @@ def _hours_per_week(d: Draft, _: State | None):
 
 @_on(HOURS, "extra_hours")
 def _extra_hours(d: Draft, s: State):
-    o, act = s.owner, s.activity
+    o = s.owner
     x = d.num(2, 30)
     fact = f"{d.ref(o)} also spends {x} hours getting ready."
     step = _step("extra_hours", fact, f"How many hours does {o.name} spend in total?",

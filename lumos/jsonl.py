@@ -1,7 +1,8 @@
 """Append-only JSONL stores keyed by id, and tolerant readers of user-supplied data files.
 
-Long jobs (conversion, evaluation) append one finished record per line and flush it, so a
-job killed at any instant (SIGKILL included) loses at most the line being written; on
+Long jobs (conversion, evaluation) append one finished record per line and flush it (or a few
+finished records at once with ``append_many``), so a job killed at any instant (SIGKILL
+included) loses at most what it had not yet handed over and the line being written; on
 restart :class:`JsonlStore` drops such a torn last line, reports which keys are done, and
 the job skips them. Nothing is written twice and nothing is silently lost.
 """
@@ -134,6 +135,22 @@ class JsonlStore:
         self._handle.write(json.dumps(record) + "\n")
         self._handle.flush()
         self.done.add(key)
+
+    def append_many(self, records: list[dict[str, Any]]) -> None:
+        """Append several records with one write and one flush; refuses the batch if any key repeats."""
+        keys = [str(record[self.key]) for record in records]
+        new = set(keys)
+        if len(new) != len(keys) or not new.isdisjoint(self.done):
+            seen: set[str] = set()
+            for key in keys:
+                if key in self.done or key in seen:
+                    raise ValueError(f"{self.path}: record {self.key}={key!r} was already written")
+                seen.add(key)
+        if not records:
+            return
+        self._handle.write("".join(json.dumps(record) + "\n" for record in records))
+        self._handle.flush()
+        self.done.update(new)
 
     def records(self) -> Iterator[dict[str, Any]]:
         self._handle.flush()

@@ -1,8 +1,8 @@
 """Conversion by any OpenAI-compatible LLM: prompts out, untrusted replies parsed strictly.
 
-A batch of tasks goes to the endpoint at once (the backend bounds concurrency and request
-rate, retries 429/5xx/timeouts/empty replies and caches answers); each record is handed back
-the moment its reply is parsed, so the caller can append it at once. A reply that cannot be
+Tasks flow to the endpoint as a steady stream (the backend keeps every concurrency slot busy,
+bounds the request rate, retries 429/5xx/timeouts/empty replies and caches answers); each record
+is handed back the moment its reply is parsed, so the caller can append it at once. A reply that cannot be
 read is asked again once per ``parse_retries`` with the parse error in a follow-up turn; after
 that the record fails with the reason (``no_plan``, ``unparseable``), as it does when the
 backend gives up (``llm_<kind>``: ``llm_empty``, ``llm_rate_limit``, ``llm_server_error``, ...).
@@ -11,7 +11,7 @@ Nothing loops: every record takes at most ``1 + parse_retries`` rounds.
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Hashable, Iterable, Iterator
 
 from lumos.convert.llm_prompts import conversion_messages, correction_turn, user_turn
 from lumos.convert.pipeline import ConversionConfig, Converted, RecordFailure
@@ -88,34 +88,86 @@ class LLMConverter:
         return self.generator.usage
 
     def convert_batch(self, tasks: list[SourceTask]) -> Iterator[tuple[int, Converted | RecordFailure]]:
+        return self.convert_stream(enumerate(tasks))
+
+    def convert_stream(self, tasks: Iterable[tuple[Hashable, SourceTask]]
+                       ) -> Iterator[tuple[Hashable, Converted | RecordFailure]]:
+        """``(key, result)`` for each ``(key, task)``, as each finishes; tasks are read only as slots free up.
+
+        A reply that cannot be read goes back into the same stream with the error in a follow-up
+        turn (at most ``parse_retries`` times), so no record waits for a whole batch.
+        """
+        if not hasattr(self.generator, "chat_stream"):
+            yield from self._convert_in_batches(tasks)
+            return
+        source = iter(tasks)
+        exhausted = False
+        live: dict[int, tuple[Hashable, SourceTask, list[dict[str, str]], int]] = {}  # tag -> key, task, turns, round
+        next_tag = 0
+        with self.generator.chat_stream(prefix=self._prompt_prefix(), temperature=self.temperature,
+                                        max_tokens=self.max_tokens) as stream:
+            while True:
+                while not exhausted and stream.room > 0:
+                    try:
+                        key, task = next(source)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    turns = [{"role": "user", "content": user_turn(task.task, task.natural_language_plan)}]
+                    live[next_tag] = (key, task, turns, 0)
+                    stream.submit(next_tag, turns)
+                    next_tag += 1
+                if exhausted and stream.idle:
+                    return
+                for tag, reply in stream.completed():
+                    key, task, turns, round_number = live.pop(tag)
+                    result = self._read(task, reply, last_round=round_number == self.parse_retries)
+                    if isinstance(result, ReplyError):
+                        turns = turns + [{"role": "assistant", "content": reply},
+                                         {"role": "user", "content": correction_turn(result.detail)}]
+                        live[tag] = (key, task, turns, round_number + 1)
+                        stream.submit(tag, turns)
+                        continue
+                    yield key, result
+
+    def _read(self, task: SourceTask, reply: str | GenerationError, *, last_round: bool
+              ) -> Converted | RecordFailure | ReplyError:
+        """The record a reply makes; a ``ReplyError`` when it is worth asking again."""
+        if isinstance(reply, GenerationError):
+            return RecordFailure(f"llm_{reply.kind}", str(reply))
+        try:
+            plan, preamble = read_reply(reply)
+        except ReplyError as error:
+            return RecordFailure(error.reason, error.detail, reply=reply) if last_round else error
+        return Converted(task.task, task.natural_language_plan, plan, task.answer, preamble)
+
+    def _convert_in_batches(self, tasks: Iterable[tuple[Hashable, SourceTask]]
+                            ) -> Iterator[tuple[Hashable, Converted | RecordFailure]]:
+        """For chat backends with ``iter_chat`` only: rounds of ``batch_size`` conversations."""
+        items = list(tasks)
         prefix = self._prompt_prefix()
-        pending = {i: prefix + [{"role": "user", "content": user_turn(t.task, t.natural_language_plan)}]
-                   for i, t in enumerate(tasks)}
-        for round_number in range(1 + self.parse_retries):
-            last_round = round_number == self.parse_retries
-            order = list(pending)
-            asked_again: dict[int, list[dict[str, str]]] = {}
-            for position, reply in self.generator.iter_chat([pending[i] for i in order], temperature=self.temperature,
-                                                            max_tokens=self.max_tokens):
-                index = order[position]
-                task = tasks[index]
-                if isinstance(reply, GenerationError):
-                    yield index, RecordFailure(f"llm_{reply.kind}", str(reply))
-                    continue
-                try:
-                    plan, preamble = read_reply(reply)
-                except ReplyError as error:
-                    if last_round:
-                        yield index, RecordFailure(error.reason, error.detail, reply=reply)
-                    else:
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start:start + self.batch_size]
+            pending = {i: prefix + [{"role": "user", "content": user_turn(t.task, t.natural_language_plan)}]
+                       for i, (_, t) in enumerate(batch)}
+            for round_number in range(1 + self.parse_retries):
+                order = list(pending)
+                asked_again: dict[int, list[dict[str, str]]] = {}
+                for position, reply in self.generator.iter_chat([pending[i] for i in order],
+                                                                temperature=self.temperature,
+                                                                max_tokens=self.max_tokens):
+                    index = order[position]
+                    key, task = batch[index]
+                    result = self._read(task, reply, last_round=round_number == self.parse_retries)
+                    if isinstance(result, ReplyError):
                         asked_again[index] = pending[index] + [
                             {"role": "assistant", "content": reply},
-                            {"role": "user", "content": correction_turn(error.detail)}]
-                    continue
-                yield index, Converted(task.task, task.natural_language_plan, plan, task.answer, preamble)
-            pending = asked_again
-            if not pending:
-                return
+                            {"role": "user", "content": correction_turn(result.detail)}]
+                        continue
+                    yield key, result
+                pending = asked_again
+                if not pending:
+                    break
 
     def close(self) -> None:
         self.generator.close()

@@ -8,8 +8,12 @@ input file's name (``gsm8k_train``, ``asdiv``...). Both files are append-only an
 source position, so a killed run started again converts only what is missing, and a finished
 run costs nothing to repeat.
 
-Records flow in batches through a :class:`Converter`, which hands back each record as soon as
-it is done (an LLM converter answers out of order), and each is appended at once.
+Records flow through a :class:`Converter` (as a stream when it offers ``convert_stream``, else
+in batches), which hands back each record as soon as it is done (an LLM converter answers out
+of order). Finished records are appended in small groups (one write and flush each, in source
+order within the group), once the oldest waiting record is ``FLUSH_INTERVAL_S`` old as the next
+one finishes, and at the end: a killed run loses at most the group not yet written (their LLM
+answers are cached).
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ DOMAINS = ("maths", "complex_qa", "web_agent")
 BACKENDS = ("rules", "openai")
 KEEP = ("verified", "all")
 SOURCES = tuple(SOURCE_DOMAINS)
+FLUSH_INTERVAL_S = 0.1  # how long a finished record may wait in memory for others to be written with
+FLUSH_RECORDS = 512  # ... or this many of them
 
 
 @dataclass
@@ -241,6 +247,11 @@ def record_id(config: ConversionConfig, item: SourceRecord | BadRecord) -> str:
     return f"{config.source_name}:{item.line_no}"
 
 
+def _source_position(record: dict[str, Any]) -> int:
+    """The line (or element) number that ``record_id`` puts after the last colon."""
+    return int(record["id"].rsplit(":", 1)[1])
+
+
 class _Job:
     """One run's bookkeeping: where results go and what was counted."""
 
@@ -248,9 +259,39 @@ class _Job:
         self.config, self.output, self.failed, self.verify = config, output, failed, verify
         self.summary = Summary()
 
+        self._pending_output: list[dict[str, Any]] = []
+        self._pending_failed: list[dict[str, Any]] = []
+        self._oldest_pending = 0.0  # time.monotonic() when the oldest unwritten record finished
+
     def fail(self, counter: Counter, record: dict[str, Any]) -> None:
         counter[record["reason"]] += 1
-        self.failed.append(record)
+        self._pending_failed.append(record)
+        self._maybe_flush()
+
+    def keep(self, record: dict[str, Any]) -> None:
+        self._pending_output.append(record)
+        self.summary.written += 1
+        self._maybe_flush()
+
+    def is_done(self, rid: str) -> bool:
+        return rid in self.output or rid in self.failed
+
+    def _maybe_flush(self) -> None:
+        pending = len(self._pending_output) + len(self._pending_failed)
+        now = time.monotonic()
+        if pending == 1:
+            self._oldest_pending = now
+        if pending >= FLUSH_RECORDS or now - self._oldest_pending >= FLUSH_INTERVAL_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Writes what is pending, in source order: each file in one write, then flushed."""
+        if self._pending_output:
+            self.output.append_many(sorted(self._pending_output, key=_source_position))
+            self._pending_output = []
+        if self._pending_failed:
+            self.failed.append_many(sorted(self._pending_failed, key=_source_position))
+            self._pending_failed = []
 
     def finish(self, rid: str, task: SourceTask, result: Converted | RecordFailure) -> None:
         if isinstance(result, RecordFailure):
@@ -274,8 +315,49 @@ class _Job:
             else:
                 self.fail(self.summary.rejected, {**record, "reason": verdict[0], "detail": verdict[1]})
         if verdict is None or self.config.keep == "all":
-            self.output.append(record)
-            self.summary.written += 1
+            self.keep(record)
+
+
+def _tasks_to_convert(config: ConversionConfig, job: _Job, bar: Any
+                      ) -> Iterator[tuple[tuple[str, SourceTask], SourceTask]]:
+    """``((record id, task), task)`` for each selected record not yet done; the rest counted and recorded."""
+    summary = job.summary
+    taken = 0
+    for item in _selected(config):
+        summary.total += 1
+        rid = record_id(config, item)
+        if job.is_done(rid):
+            summary.skipped_done += 1
+            continue
+        if config.limit is not None and taken >= config.limit:
+            summary.deferred += 1
+            continue
+        taken += 1
+        if isinstance(item, BadRecord):
+            job.fail(summary.failures, {"id": rid, "reason": "bad_input", "detail": str(item)})
+            bar.update(1)
+            continue
+        task = convert_record(item, str(config.source))
+        if isinstance(task, UnusableRecord):
+            job.fail(summary.unusable, {"id": rid, "reason": unusable_category(task.reason),
+                                        "detail": task.reason, "source_id": task.id})
+            bar.update(1)
+            continue
+        yield (rid, task), task
+
+
+def _in_batches(converter: Converter, tasks: Iterator[tuple[Any, SourceTask]]) -> Iterator[tuple[Any, Any]]:
+    """``(key, result)`` through ``convert_batch``, ``batch_size`` tasks at a time."""
+    batch: list[tuple[Any, SourceTask]] = []
+    for item in tasks:
+        batch.append(item)
+        if len(batch) >= converter.batch_size:
+            for index, result in converter.convert_batch([task for _, task in batch]):
+                yield batch[index][0], result
+            batch = []
+    if batch:
+        for index, result in converter.convert_batch([task for _, task in batch]):
+            yield batch[index][0], result
 
 
 def run_conversion(config: ConversionConfig, converter: Converter, verify: Verifier | None = None) -> Summary:
@@ -288,44 +370,20 @@ def run_conversion(config: ConversionConfig, converter: Converter, verify: Verif
     write_run_info(config.output_path.with_name(config.output_path.stem + ".run.json"), asdict(config))
     with JsonlStore(config.output_path) as output, JsonlStore(config.failed_path) as failed:
         job = _Job(config, output, failed, verify)
-        summary = job.summary
         bar = tqdm(disable=not config.progress, desc=f"converting {config.source_name}", unit="rec")
-        batch: list[tuple[str, SourceTask]] = []
-
-        def flush() -> None:
-            for index, result in converter.convert_batch([task for _, task in batch]):
-                rid, task = batch[index]
+        try:
+            tasks = _tasks_to_convert(config, job, bar)
+            if hasattr(converter, "convert_stream"):
+                results = converter.convert_stream(tasks)
+            else:
+                results = _in_batches(converter, tasks)
+            for (rid, task), result in results:
                 job.finish(rid, task, result)
                 bar.update(1)
-            batch.clear()
-
-        taken = 0
-        for item in _selected(config):
-            summary.total += 1
-            rid = record_id(config, item)
-            if rid in output or rid in failed:
-                summary.skipped_done += 1
-                continue
-            if config.limit is not None and taken >= config.limit:
-                summary.deferred += 1
-                continue
-            taken += 1
-            if isinstance(item, BadRecord):
-                job.fail(summary.failures, {"id": rid, "reason": "bad_input", "detail": str(item)})
-                bar.update(1)
-                continue
-            task = convert_record(item, str(config.source))
-            if isinstance(task, UnusableRecord):
-                job.fail(summary.unusable, {"id": rid, "reason": unusable_category(task.reason),
-                                            "detail": task.reason, "source_id": task.id})
-                bar.update(1)
-                continue
-            batch.append((rid, task))
-            if len(batch) >= converter.batch_size:
-                flush()
-        if batch:
-            flush()
-        bar.close()
+        finally:
+            job.flush()  # what finished is kept, even when the run stops on an error
+            bar.close()
+        summary = job.summary
     summary.usage = getattr(converter, "usage", None)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -3,6 +3,11 @@
 Keys are a hash of what determines a response (endpoint, model, messages or prompt, sampling
 parameters); the request payload is stored beside the text for inspection. Nothing about the
 client (base URL, API key, headers) is ever written here.
+
+Conversion sends thousands of requests that share kilobytes of leading messages (instruction
+and examples): :class:`SharedPrefixKeys` hashes that shared part once and gives, for each
+request, the very key :func:`request_key` gives for the whole request. Lookups and inserts come
+in batches (``get_many``/``put_many``: one query, one transaction).
 """
 
 from __future__ import annotations
@@ -27,10 +32,47 @@ CREATE TABLE IF NOT EXISTS responses (
 """
 
 
+_LOOKUP_CHUNK = 500  # keys per SELECT: under every sqlite build's limit on bound variables
+_TAIL_MARKER = "\x00lumos-cache-tail\x00"
+
+
+def canonical_json(value: Any) -> str:
+    """The one serialisation keys are hashed from (dict keys sorted, no whitespace variance)."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
 def request_key(request: dict[str, Any]) -> str:
-    """Stable hash of a request description (dict keys sorted, no whitespace variance)."""
-    canonical = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    """Stable hash of a request description."""
+    return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
+
+
+class SharedPrefixKeys:
+    """``request_key`` of ``{**fields, "messages": prefix + tail}`` for many tails, hashing the rest once.
+
+    The canonical text of such a request is ``head + tails + end``, where ``head`` (every field that
+    sorts before ``messages``, and the prefix messages) and ``end`` (the fields after) are the same
+    for every tail: the hash state after ``head`` is computed once and copied per request.
+    """
+
+    def __init__(self, fields: dict[str, Any], prefix: list[dict[str, Any]]):
+        if "messages" in fields:
+            raise ValueError("fields must not hold 'messages': the prefix and tails make them")
+        self._fields = fields
+        self._prefix = list(prefix)
+        parts = canonical_json({**fields, "messages": [*self._prefix, _TAIL_MARKER]}).split(
+            canonical_json(_TAIL_MARKER))
+        self._shared = len(parts) == 2  # else the marker text occurs in a message: hash whole requests
+        if self._shared:
+            self._head = hashlib.sha256(parts[0].encode("utf-8"))
+            self._end = parts[1].encode("utf-8")
+
+    def key(self, tail: list[dict[str, Any]]) -> str:
+        if not self._shared or not tail:
+            return request_key({**self._fields, "messages": [*self._prefix, *tail]})
+        digest = self._head.copy()
+        digest.update(",".join(canonical_json(message) for message in tail).encode("utf-8"))
+        digest.update(self._end)
+        return digest.hexdigest()
 
 
 class ResponseCache:
@@ -54,10 +96,34 @@ class ResponseCache:
         return None if row is None else (row[0], row[1], row[2])
 
     def put(self, request: dict[str, Any], text: str, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
-        payload = json.dumps(request, sort_keys=True, ensure_ascii=False)
+        self.put_many([(request_key(request), request, text, prompt_tokens, completion_tokens)])
+
+    def get_many(self, keys: list[str]) -> dict[str, tuple[str, int, int]]:
+        """``{key: (text, prompt_tokens, completion_tokens)}`` for the keys that are cached."""
+        found: dict[str, tuple[str, int, int]] = {}
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
-                             (request_key(request), payload, text, prompt_tokens, completion_tokens, time.time()))
+            for start in range(0, len(keys), _LOOKUP_CHUNK):
+                chunk = keys[start:start + _LOOKUP_CHUNK]
+                rows = self._db.execute("SELECT key, text, prompt_tokens, completion_tokens FROM responses "
+                                        f"WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                for key, text, prompt_tokens, completion_tokens in rows:
+                    found[key] = (text, prompt_tokens, completion_tokens)
+        return found
+
+    def put_many(self, entries: list[tuple[str, dict[str, Any], str, int, int]]) -> None:
+        """Store ``(key, request, text, prompt_tokens, completion_tokens)`` entries in one transaction.
+
+        ``key`` must be ``request_key(request)`` (callers that hash shared prefixes once pass it in).
+        """
+        if not entries:
+            return
+        now = time.time()
+        rows = [(key, json.dumps(request, sort_keys=True, ensure_ascii=False), text, prompt_tokens,
+                 completion_tokens, now) for key, request, text, prompt_tokens, completion_tokens in entries]
+        with self._lock:
+            with self._db:  # one transaction: one commit for the whole batch
+                self._db.execute("BEGIN")
+                self._db.executemany("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?)", rows)
 
     def __len__(self) -> int:
         with self._lock:

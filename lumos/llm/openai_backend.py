@@ -24,11 +24,11 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Hashable, Iterator, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from lumos.llm.base import DEFAULT_STOP, ChatGenerator, GenerationError, Generator, Message, Usage, truncate_at_stop
-from lumos.llm.cache import ResponseCache
+from lumos.llm.cache import ResponseCache, SharedPrefixKeys, request_key
 
 logger = logging.getLogger(__name__)
 
@@ -101,11 +101,20 @@ class RequestRateLimiter:
             await asyncio.sleep(start - now)
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where installed (less CPU per request on the socket path), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 class _LoopThread:
     """One event loop running forever in a daemon thread; coroutines are submitted to it."""
 
     def __init__(self):
-        self.loop = asyncio.new_event_loop()
+        self.loop = _new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, name="lumos-llm-loop", daemon=True)
         self._thread.start()
 
@@ -118,7 +127,11 @@ class _LoopThread:
         self.loop.close()
 
 
-_DONE = object()
+class _Crash:
+    """An exception a request's task raised (not a per-request failure): re-raised in the caller."""
+
+    def __init__(self, error: BaseException):
+        self.error = error
 
 
 def _client_shards(openai, concurrency: int, *, api_key: str, base_url: str | None, timeout: float) -> list:
@@ -158,6 +171,154 @@ def _default_ssl_context():
     return ssl.create_default_context(cafile=certifi.where())
 
 
+class RequestStream:
+    """Requests submitted one at a time and answered as each finishes: a bounded, steady flow.
+
+    Made by :meth:`OpenAIGenerator.chat_stream` / :meth:`OpenAIGenerator.completion_stream`. The
+    caller keeps ``room`` requests queued (:meth:`submit`, with any hashable tag) and takes what
+    has finished with :meth:`completed`; the backend keeps every concurrency slot busy in between,
+    instead of waiting for the slowest request of a batch. Queued requests are looked up in the
+    cache together (one query) and only the misses reach the event loop; replies are stored in the
+    cache in batches. Chat requests share ``prefix`` (leading messages), hashed once for the keys.
+    """
+
+    def __init__(self, generator: "OpenAIGenerator", endpoint: str, params: dict[str, Any],
+                 prefix: Sequence[Message] = (), window: int | None = None):
+        self._generator = generator
+        self._endpoint = endpoint
+        self._params = params
+        self._prefix = [dict(m) for m in prefix]
+        self.window = window or 2 * generator.concurrency + 16
+        self._queued: list[tuple[Hashable, Any]] = []
+        self._ready: list[tuple[Hashable, str | GenerationError]] = []
+        self._live: dict[int, tuple[Hashable, str | None, dict[str, Any]]] = {}  # id -> tag, cache key, request
+        self._finished: queue.SimpleQueue = queue.SimpleQueue()
+        self._tasks: set[asyncio.Task] = set()
+        self._next_id = 0
+        self._keys: SharedPrefixKeys | None = None
+        self._to_store: list[tuple[str, dict[str, Any], str, int, int]] = []  # answers not yet cached
+        self._bar = None
+        self._closed = False
+
+    @property
+    def room(self) -> int:
+        """How many more requests to submit now to keep the flow full."""
+        return self.window - len(self._live) - len(self._queued)
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued, running or waiting to be taken."""
+        return not (self._queued or self._live or self._ready)
+
+    def submit(self, tag: Hashable, item: Any) -> None:
+        """Queue one request: chat messages after the prefix, or a text prompt."""
+        if self._closed:
+            raise RuntimeError("this stream was closed")
+        self._queued.append((tag, item))
+
+    def completed(self) -> list[tuple[Hashable, str | GenerationError]]:
+        """Sends what is queued, then returns every finished ``(tag, reply or error)``; waits for at least one."""
+        self._dispatch()
+        if not self._ready:
+            if not self._live:
+                return []
+            self._ready.append(self._take(self._finished.get()))
+        while self._live:
+            try:
+                item = self._finished.get_nowait()
+            except queue.Empty:
+                break
+            self._ready.append(self._take(item))
+        self._store_answers()
+        done, self._ready = self._ready, []
+        if self._bar is not None:
+            self._bar.update(len(done))
+        return done
+
+    def close(self) -> None:
+        """Stops what is still running (a caller that stopped early does not keep paying)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._store_answers()
+        if self._tasks:
+            tasks = list(self._tasks)
+            self._generator._loop().call_soon_threadsafe(lambda: [task.cancel() for task in tasks])
+        if self._bar is not None:
+            self._bar.close()
+
+    def __enter__(self) -> "RequestStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ internals
+
+    def _request(self, item: Any) -> dict[str, Any]:
+        """The description the cache keys (and the body, less ``endpoint``, sent to the server)."""
+        if self._endpoint == "chat":
+            return {"endpoint": "chat", "model": self._generator.model, "messages": self._prefix + list(item),
+                    **self._params}
+        return {"endpoint": "completions", "model": self._generator.model, "prompt": item, **self._params}
+
+    def _key(self, item: Any, request: dict[str, Any]) -> str:
+        if self._endpoint != "chat":
+            return request_key(request)
+        if self._keys is None:
+            self._keys = SharedPrefixKeys({"endpoint": "chat", "model": self._generator.model, **self._params},
+                                          self._prefix)
+        return self._keys.key(list(item))
+
+    def _dispatch(self) -> None:
+        if not self._queued:
+            return
+        generator = self._generator
+        if self._bar is None and generator.progress:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(desc=f"{generator.model or 'model'}", unit="req", leave=False)
+        generator._ensure_model()
+        queued, self._queued = self._queued, []
+        cache = generator._cache
+        requests = [self._request(item) for _, item in queued]
+        keys: list[str | None] = [None] * len(queued)
+        hits: dict[str, tuple[str, int, int]] = {}
+        if cache is not None:
+            keys = [self._key(item, request) for (_, item), request in zip(queued, requests)]
+            hits = cache.get_many(keys)
+        misses = []
+        for (tag, _), key, request in zip(queued, keys, requests):
+            hit = hits.get(key) if key is not None else None
+            if hit is not None:
+                generator.usage.cache_hits += 1
+                self._ready.append((tag, hit[0]))
+                continue
+            self._next_id += 1
+            self._live[self._next_id] = (tag, key, request)
+            misses.append((self._next_id, request))
+        if misses:
+            generator._start(misses, self._finished, self._tasks)
+
+    def _take(self, item: tuple[int, Any]) -> tuple[Hashable, str | GenerationError]:
+        request_id, result = item
+        tag, key, request = self._live.pop(request_id)
+        if isinstance(result, _Crash):
+            self.close()
+            raise result.error
+        if isinstance(result, GenerationError):
+            return tag, result
+        text, prompt_tokens, completion_tokens = result
+        if key is not None:
+            self._to_store.append((key, request, text, prompt_tokens, completion_tokens))
+        return tag, text
+
+    def _store_answers(self) -> None:
+        if self._generator._cache is not None and self._to_store:
+            self._generator._cache.put_many(self._to_store)
+        self._to_store = []
+
+
 class OpenAIGenerator(Generator, ChatGenerator):
     """Chat (``/v1/chat/completions``) and text (``/v1/completions``) generation against one endpoint.
 
@@ -165,6 +326,9 @@ class OpenAIGenerator(Generator, ChatGenerator):
     ``model``: the model name; ``None`` with a ``base_url`` asks the server's ``/v1/models`` once.
     ``temperature``: used by ``generate`` (text prompts); ``chat`` takes it per call.
     ``cache_path``: sqlite response cache, shared across runs and processes; ``None`` disables it.
+
+    The HTTP clients and the event-loop thread are made on the first request that needs them: a
+    run answered entirely from the cache never builds them.
     """
 
     def __init__(self, model: str | None = "gpt-4", *, base_url: str | None = None,
@@ -172,8 +336,6 @@ class OpenAIGenerator(Generator, ChatGenerator):
                  requests_per_minute: float | None = None, timeout_s: float = 60.0, max_attempts: int = 5,
                  backoff_base_s: float = 1.0, backoff_max_s: float = 60.0, max_retry_after_s: float = 300.0,
                  temperature: float = 0.0, cache_path: str | Path | None = None, progress: bool = True):
-        import openai  # lazily: only runs that talk to an endpoint pay for it
-
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if max_attempts < 1:
@@ -181,16 +343,14 @@ class OpenAIGenerator(Generator, ChatGenerator):
         base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
         if base_url is None and model is None:
             raise ValueError("the hosted OpenAI API needs a model name")
-        api_key = os.environ.get(api_key_env) or None
-        if api_key is None:
-            if base_url is None:
-                raise MissingAPIKeyError(f"set {api_key_env} to use the hosted OpenAI API "
-                                         "(or give a base_url for a local OpenAI-compatible server)")
-            api_key = LOCAL_PLACEHOLDER_KEY
+        if not os.environ.get(api_key_env) and base_url is None:
+            raise MissingAPIKeyError(f"set {api_key_env} to use the hosted OpenAI API "
+                                     "(or give a base_url for a local OpenAI-compatible server)")
         self.base_url = normalise_base_url(base_url) if base_url else None
         self.model = model
         self.concurrency = concurrency
         self.requests_per_minute = requests_per_minute
+        self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.backoff_base_s = backoff_base_s
         self.backoff_max_s = backoff_max_s
@@ -198,36 +358,40 @@ class OpenAIGenerator(Generator, ChatGenerator):
         self.temperature = temperature
         self.progress = progress
         self.usage = Usage()
-        self._openai = openai
-        from openai.types import Completion
-        from openai.types.chat import ChatCompletion
-
-        self._chat_type, self._completion_type = ChatCompletion, Completion
-        self._clients = _client_shards(openai, concurrency, api_key=api_key, base_url=self.base_url,
-                                       timeout=timeout_s)
-        self._client = self._clients[0]
-        del api_key
+        self._api_key_env = api_key_env
+        self._openai = None
+        self._clients: list = []
         self._cache = ResponseCache(cache_path) if cache_path is not None else None
-        self._loop_thread = _LoopThread()
+        self._loop_thread: _LoopThread | None = None
         self._slots: asyncio.Queue | None = None  # free concurrency slots; slot i uses client i // 8
         self._rate_limiter: RequestRateLimiter | None = None
-        self._model_lock: asyncio.Lock | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ public, synchronous
+
+    def chat_stream(self, *, prefix: Sequence[Message] = (), temperature: float = 0.0, max_tokens: int = 1024,
+                    stop: list[str] | None = None, window: int | None = None) -> RequestStream:
+        """A :class:`RequestStream` of chat requests; each submitted item is the messages after ``prefix``."""
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+        if stop:
+            params["stop"] = list(stop)
+        return RequestStream(self, "chat", params, prefix, window)
+
+    def completion_stream(self, *, stop: list[str] | None = None, max_new_tokens: int = 256,
+                          window: int | None = None) -> RequestStream:
+        """A :class:`RequestStream` of text completions; each submitted item is a prompt."""
+        stop = list(DEFAULT_STOP) if stop is None else list(stop)
+        params: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_new_tokens}
+        if stop:
+            params["stop"] = stop
+        return RequestStream(self, "completions", params, (), window)
 
     def iter_chat(self, conversations: Sequence[Sequence[Message]], *, temperature: float = 0.0,
                   max_tokens: int = 1024, stop: list[str] | None = None
                   ) -> Iterator[tuple[int, str | GenerationError]]:
         """``(index, reply or error)`` as each request finishes, for callers that save as they go."""
-        payloads = []
-        for conversation in conversations:
-            payload: dict[str, Any] = {"messages": [dict(m) for m in conversation], "temperature": temperature,
-                                       "max_tokens": max_tokens}
-            if stop:
-                payload["stop"] = list(stop)
-            payloads.append(payload)
-        return self._iterate("chat", payloads)
+        return self._iterate(self.chat_stream(temperature=temperature, max_tokens=max_tokens, stop=stop),
+                             conversations)
 
     def try_chat(self, conversations: Sequence[Sequence[Message]], *, temperature: float = 0.0,
                  max_tokens: int = 1024, stop: list[str] | None = None) -> list[str | GenerationError]:
@@ -236,15 +400,7 @@ class OpenAIGenerator(Generator, ChatGenerator):
 
     def iter_generate(self, prompts: Sequence[str], *, stop: list[str] | None = None,
                       max_new_tokens: int = 256) -> Iterator[tuple[int, str | GenerationError]]:
-        stop = list(DEFAULT_STOP) if stop is None else list(stop)
-        payloads = []
-        for prompt in prompts:
-            payload: dict[str, Any] = {"prompt": prompt, "temperature": self.temperature,
-                                       "max_tokens": max_new_tokens}
-            if stop:
-                payload["stop"] = stop
-            payloads.append(payload)
-        return self._iterate("completions", payloads)
+        return self._iterate(self.completion_stream(stop=stop, max_new_tokens=max_new_tokens), prompts)
 
     def try_generate(self, prompts: Sequence[str], *, stop: list[str] | None = None,
                      max_new_tokens: int = 256) -> list[str | GenerationError]:
@@ -254,9 +410,10 @@ class OpenAIGenerator(Generator, ChatGenerator):
         if self._closed:
             return
         self._closed = True
-        for client in self._clients:
-            self._loop_thread.submit(client.close()).result()
-        self._loop_thread.close()
+        if self._loop_thread is not None:
+            for client in self._clients:
+                self._loop_thread.submit(client.close()).result()
+            self._loop_thread.close()
         if self._cache is not None:
             self._cache.close()
         logger.info("generation usage: %s", self.usage.summary())
@@ -270,62 +427,92 @@ class OpenAIGenerator(Generator, ChatGenerator):
             results[index] = result
         return results  # type: ignore[return-value]
 
-    def _iterate(self, endpoint: str, payloads: list[dict[str, Any]]) -> Iterator[tuple[int, str | GenerationError]]:
+    def _iterate(self, stream: RequestStream, items: Sequence[Any]) -> Iterator[tuple[int, str | GenerationError]]:
         if self._closed:
             raise RuntimeError("this generator was closed")
-        finished: queue.Queue = queue.Queue()
 
-        async def run_all() -> None:
-            try:
-                await self._prepare()
+        def run() -> Iterator[tuple[int, str | GenerationError]]:
+            with stream:
+                position = 0
+                while position < len(items) or not stream.idle:
+                    while position < len(items) and stream.room > 0:
+                        stream.submit(position, items[position])
+                        position += 1
+                    yield from stream.completed()
 
-                async def run_one(index: int, payload: dict[str, Any]) -> None:
-                    finished.put((index, await self._request(endpoint, payload)))
+        return run()
 
-                await asyncio.gather(*(run_one(i, p) for i, p in enumerate(payloads)))
-            finally:
-                finished.put(_DONE)
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the private thread, started on first use."""
+        if self._closed:
+            raise RuntimeError("this generator was closed")
+        if self._loop_thread is None:
+            self._loop_thread = _LoopThread()
+        return self._loop_thread.loop
 
-        return self._drain(self._loop_thread.submit(run_all()), finished, len(payloads))
-
-    def _drain(self, future, finished: queue.Queue, total: int) -> Iterator[tuple[int, str | GenerationError]]:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=total, desc=f"{self.model or 'model'}", unit="req", disable=not self.progress, leave=False)
-        try:
-            while (item := finished.get()) is not _DONE:
-                bar.update(1)
-                yield item
-            future.result()  # re-raise anything the batch itself (not one request) failed with
-        finally:
-            bar.close()
-            if not future.done():  # the caller stopped early: do not keep paying for the rest
-                self._loop_thread.loop.call_soon_threadsafe(future.cancel)
-
-    async def _prepare(self) -> None:
-        """Loop-bound primitives, created once inside the loop thread; the model name if unknown."""
-        if self._slots is None:
-            self._slots = asyncio.Queue()
-            for slot in range(self.concurrency):
-                self._slots.put_nowait(slot)
-            self._model_lock = asyncio.Lock()
-            if self.requests_per_minute:
-                self._rate_limiter = RequestRateLimiter(self.requests_per_minute)
+    def _ensure_model(self) -> None:
+        """The model name, asked of the server once when none was given (cache keys need it)."""
         if self.model is None:
-            async with self._model_lock:
-                if self.model is None:
-                    models = await self._client.models.list()
-                    if not models.data:
-                        raise GenerationError(f"the server at {self.base_url} lists no models", kind="config")
-                    self.model = models.data[0].id
+            self._loop()
+            self._loop_thread.submit(self._discover_model()).result()
+
+    async def _discover_model(self) -> None:
+        self._prepare()
+        models = await self._clients[0].models.list()
+        if not models.data:
+            raise GenerationError(f"the server at {self.base_url} lists no models", kind="config")
+        self.model = models.data[0].id
+
+    def _prepare(self) -> None:
+        """Loop-bound state (slots, pacing) and the HTTP clients; made once, inside the loop thread."""
+        if self._slots is not None:
+            return
+        import openai  # lazily: only runs that talk to an endpoint pay for it
+
+        self._openai = openai
+        api_key = os.environ.get(self._api_key_env) or LOCAL_PLACEHOLDER_KEY
+        self._clients = _client_shards(openai, self.concurrency, api_key=api_key, base_url=self.base_url,
+                                       timeout=self.timeout_s)
+        del api_key
+        self._slots = asyncio.Queue()
+        for slot in range(self.concurrency):
+            self._slots.put_nowait(slot)
+        if self.requests_per_minute:
+            self._rate_limiter = RequestRateLimiter(self.requests_per_minute)
+
+    def _start(self, requests: list[tuple[int, dict[str, Any]]], finished: queue.SimpleQueue,
+               tasks: set[asyncio.Task]) -> None:
+        """Hands requests to the loop thread (one wake-up for all); each answer goes to ``finished``."""
+        loop = self._loop()
+
+        def start_all() -> None:
+            try:
+                self._prepare()
+            except Exception as error:  # noqa: BLE001 - every request of the call fails with it
+                for request_id, _ in requests:
+                    finished.put((request_id, _Crash(error)))
+                return
+            for request_id, request in requests:
+                task = loop.create_task(self._run_one(request_id, request, finished))
+                tasks.add(task)  # the loop keeps only weak references to tasks
+                task.add_done_callback(tasks.discard)
+
+        loop.call_soon_threadsafe(start_all)
+
+    async def _run_one(self, request_id: int, request: dict[str, Any], finished: queue.SimpleQueue) -> None:
+        try:
+            result = await self._fetch(request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:  # noqa: BLE001 - handed to the caller's thread, which re-raises it
+            result = _Crash(error)
+        finished.put((request_id, result))
 
     # ------------------------------------------------------------------ one request
 
-    async def _request(self, endpoint: str, payload: dict[str, Any]) -> str | GenerationError:
-        request = {"endpoint": endpoint, "model": self.model, **payload}
-        if self._cache is not None and (hit := self._cache.get(request)) is not None:
-            self.usage.cache_hits += 1
-            return hit[0]
+    async def _fetch(self, request: dict[str, Any]) -> tuple[str, int, int] | GenerationError:
+        """One request with our retry policy: ``(text, prompt_tokens, completion_tokens)`` or the error."""
+        endpoint = request["endpoint"]
         last: _RetryableFailure | None = None
         for attempt in range(1, self.max_attempts + 1):
             try:
@@ -335,7 +522,7 @@ class OpenAIGenerator(Generator, ChatGenerator):
                         await self._rate_limiter.wait()
                     self.usage.requests += 1
                     client = self._clients[slot // CONNECTIONS_PER_CLIENT]
-                    text, prompt_tokens, completion_tokens = await self._call(client, endpoint, payload)
+                    result = await self._call(client, request)
                 finally:
                     self._slots.put_nowait(slot)
             except _RetryableFailure as failure:
@@ -345,11 +532,9 @@ class OpenAIGenerator(Generator, ChatGenerator):
                 return GenerationError(f"{endpoint} request rejected with HTTP {err.status_code}: {err.message}",
                                        attempts=attempt, status=err.status_code, kind="rejected")
             else:
-                self.usage.prompt_tokens += prompt_tokens
-                self.usage.completion_tokens += completion_tokens
-                if self._cache is not None:
-                    self._cache.put(request, text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-                return text
+                self.usage.prompt_tokens += result[1]
+                self.usage.completion_tokens += result[2]
+                return result
             if attempt < self.max_attempts:
                 delay = self._retry_delay(attempt, last.retry_after)
                 self.usage.retries += 1
@@ -366,15 +551,16 @@ class OpenAIGenerator(Generator, ChatGenerator):
             return min(retry_after, self.max_retry_after_s) + random.uniform(0, 0.1 * backoff)
         return backoff * random.uniform(0.5, 1.0)
 
-    async def _call(self, client, endpoint: str, payload: dict[str, Any]) -> tuple[str, int, int]:
+    async def _call(self, client, request: dict[str, Any]) -> tuple[str, int, int]:
         """One HTTP call; failures worth repeating become ``_RetryableFailure``."""
         openai = self._openai
+        endpoint = request["endpoint"]
+        body = {name: value for name, value in request.items() if name != "endpoint"}
         try:
-            # The client's generic ``post``: our payloads are plain JSON already, and the typed
-            # ``create`` methods spend more CPU walking them than the HTTP round trip costs.
-            path, response_type = ((("/chat/completions", self._chat_type) if endpoint == "chat"
-                                    else ("/completions", self._completion_type)))
-            response = await client.post(path, body={"model": self.model, **payload}, cast_to=response_type)
+            # The client's generic ``post`` with the raw body back: our payloads are plain JSON, and
+            # the typed ``create`` methods and response models spend more CPU than the round trip.
+            raw = await client.post("/chat/completions" if endpoint == "chat" else "/completions", body=body,
+                                    cast_to=bytes)
         except openai.APITimeoutError as err:
             raise _RetryableFailure(f"timed out: {err}", kind="timeout") from err
         except openai.APIConnectionError as err:
@@ -385,17 +571,40 @@ class OpenAIGenerator(Generator, ChatGenerator):
                                         retry_after=parse_retry_after(err.response.headers),
                                         kind="rate_limit" if err.status_code == 429 else "server_error") from err
             raise
-        except (openai.APIResponseValidationError, json.JSONDecodeError) as err:
-            raise _RetryableFailure(f"malformed response body: {err}", kind="malformed") from err
-        choices = getattr(response, "choices", None)
-        if not choices:
-            raise _RetryableFailure("response has no choices", kind="malformed")
-        if endpoint == "chat":
-            text = choices[0].message.content
-            if not text:  # an empty chat reply is never a usable annotation or answer
-                raise _RetryableFailure("empty content", kind="empty")
-        else:
-            text = choices[0].text or ""  # an empty completion is a legitimate (EOS-first) answer
-            text = truncate_at_stop(text, payload.get("stop"))
-        usage = getattr(response, "usage", None)
-        return (text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0)
+        return read_completion(raw, endpoint, request.get("stop"))
+
+
+def read_completion(raw: bytes, endpoint: str, stop: list[str] | None) -> tuple[str, int, int]:
+    """``(text, prompt_tokens, completion_tokens)`` from a response body, which is untrusted input.
+
+    A body that is not the expected JSON shape, has no choices, or (chat) has empty content is a
+    ``_RetryableFailure``; an empty text completion is a legitimate (EOS-first) answer.
+    """
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _RetryableFailure(f"malformed response body: {err}", kind="malformed") from err
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise _RetryableFailure("response has no choices", kind="malformed")
+    choice = choices[0]
+    if endpoint == "chat":
+        message = choice.get("message")
+        text = message.get("content") if isinstance(message, dict) else None
+        if text is not None and not isinstance(text, str):
+            raise _RetryableFailure(f"message content is a {type(text).__name__}", kind="malformed")
+        if not text:  # an empty chat reply is never a usable annotation or answer
+            raise _RetryableFailure("empty content", kind="empty")
+    else:
+        text = choice.get("text") or ""
+        if not isinstance(text, str):
+            raise _RetryableFailure(f"completion text is a {type(text).__name__}", kind="malformed")
+        text = truncate_at_stop(text, stop)
+    usage = data.get("usage")
+    if not isinstance(usage, dict):
+        return text, 0, 0
+    return text, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0

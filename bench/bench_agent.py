@@ -2,6 +2,8 @@
 
     python bench/bench_agent.py                                  # generated problems, a fresh tiny model
     python bench/bench_agent.py --model output/tiny_plan --data data/eval/gsm/test.jsonl
+    python bench/bench_agent.py --model quickstart_out/models/lumos_maths_plan_iterative \
+        --grounder quickstart_out/models/lumos_maths_ground_iterative     # the quickstart's trained modules
 
 Ours: planner and grounder loaded once, every unfinished question advanced together (one batched
 planning call and one batched grounding call per round). Baseline: one question at a time, and
@@ -64,6 +66,7 @@ def tiny_checkpoint(directory: Path, texts: list[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=None, help="HF checkpoint used as planner and grounder (default: a fresh tiny LLaMA)")
+    parser.add_argument("--grounder", default=None, help="HF checkpoint of the grounding module (default: --model)")
     parser.add_argument("--data", default=None, help="GSM8K test.jsonl (default: generated held-out problems)")
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--batch_size", type=int, default=64)
@@ -83,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         path = args.model or tiny_checkpoint(Path(scratch) / "tiny", [t for _, t in tasks])
 
         started = time.perf_counter()
+        ground_path = args.grounder or path
         model = HFGenerator.from_pretrained(path, batch_size=args.batch_size)
-        agent = Agent(model, model, toolbox, domain="maths", max_steps=args.max_steps,
+        grounder = HFGenerator.from_pretrained(ground_path, batch_size=args.batch_size) if args.grounder else model
+        agent = Agent(model, grounder, toolbox, domain="maths", max_steps=args.max_steps,
                       max_new_tokens=args.max_new_tokens)
         ours = []
         for start in range(0, len(tasks), args.batch_size):
@@ -93,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.perf_counter()
         reloading = ReloadingGenerator(path)
-        baseline_agent = Agent(reloading, reloading, toolbox, domain="maths", max_steps=args.max_steps,
+        reloading_grounder = ReloadingGenerator(ground_path)
+        baseline_agent = Agent(reloading, reloading_grounder, toolbox, domain="maths", max_steps=args.max_steps,
                                max_new_tokens=args.max_new_tokens)
         baseline = [baseline_agent.run([task])[0] for task in tasks]
         baseline_s = time.perf_counter() - started

@@ -122,8 +122,11 @@ def _find_call_end(text: str, open_pos: int) -> int:
     return -1
 
 
-def _split_top_level(text: str, separator: str = "; ") -> list[str]:
-    """Split on ``separator`` where it is outside parentheses and double quotes."""
+def split_top_level(text: str, separator: str = "; ", *, brackets: str = "()", quotes: str = '"') -> list[str]:
+    """Split on ``separator`` where it is outside ``brackets`` (openers then closers: "()" or "([{)]}")
+    and outside ``quotes``; a stray closer never makes the depth negative."""
+    half = len(brackets) // 2
+    openers, closers = brackets[:half], brackets[half:]
     parts: list[str] = []
     depth = 0
     in_quote = False
@@ -131,12 +134,12 @@ def _split_top_level(text: str, separator: str = "; ") -> list[str]:
     pos = 0
     while pos < len(text):
         char = text[pos]
-        if char == '"':
+        if char in quotes:
             in_quote = not in_quote
         elif not in_quote:
-            if char == "(":
+            if char in openers:
                 depth += 1
-            elif char == ")":
+            elif char in closers:
                 depth = max(depth - 1, 0)
             elif depth == 0 and text.startswith(separator, pos):
                 parts.append(text[start:pos])
@@ -189,7 +192,7 @@ def parse_actions(text: str) -> list[Action]:
     stripped = text.strip()
     if not stripped:
         raise FormatError("no action", text, expected=ACTION_SHAPE)
-    return [parse_action(part.strip()) for part in _split_top_level(stripped)]
+    return [parse_action(part.strip()) for part in split_top_level(stripped)]
 
 
 def render_actions(actions: list[Action] | tuple[Action, ...], with_result: bool = False) -> str:

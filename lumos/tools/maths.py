@@ -24,6 +24,7 @@ import re
 from fractions import Fraction
 from typing import Mapping
 
+from lumos.format import split_top_level
 from lumos.tools.arithmetic import NotArithmetic, evaluate_arithmetic
 from lumos.tools.base import ToolError, Toolbox
 from lumos.tools.numbers import format_number, normalize_arithmetic, parse_number
@@ -305,21 +306,8 @@ def _split_items(text: str) -> list[str]:
 
 
 def _split_top_level(text: str, separator: str) -> list[str]:
-    parts, depth, start, pos = [], 0, 0, 0
-    while pos < len(text):
-        char = text[pos]
-        if char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth = max(depth - 1, 0)
-        elif depth == 0 and text.startswith(separator, pos):
-            parts.append(text[start:pos])
-            pos += len(separator)
-            start = pos
-            continue
-        pos += 1
-    parts.append(text[start:])
-    return parts
+    """Split outside any bracket; maths arguments have no quoted strings."""
+    return split_top_level(text, separator, brackets="([{)]}", quotes="")
 
 
 def _strip_brackets(text: str) -> str:

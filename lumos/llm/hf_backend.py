@@ -51,12 +51,18 @@ class HFGenerator(Generator):
 
     thread_safe = False
 
-    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_special_tokens: bool = True):
+    def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_special_tokens: bool = True,
+                 max_padding: float = 0.2):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        if not 0.0 <= max_padding <= 1.0:
+            raise ValueError(f"max_padding must be between 0 and 1, got {max_padding}")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        # A prompt shorter than (1 - max_padding) of its sub-batch's longest starts a new sub-batch:
+        # prefill dominates short answers, and left padding would be computed like real tokens.
+        self.max_padding = max_padding
         self.add_special_tokens = add_special_tokens
         self.usage = Usage()
         self.pad_token_id = next((t for t in (tokenizer.pad_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id)
@@ -66,7 +72,8 @@ class HFGenerator(Generator):
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, device: str | None = None, dtype: str | None = None,
-                        batch_size: int = 16, add_special_tokens: bool = True) -> "HFGenerator":
+                        batch_size: int = 16, add_special_tokens: bool = True,
+                        max_padding: float = 0.2) -> "HFGenerator":
         """Load once: bf16 on GPU, float32 on CPU unless ``dtype`` ("bfloat16", "float16", "float32") says otherwise."""
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -80,7 +87,8 @@ class HFGenerator(Generator):
             raise ValueError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
         model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=torch_dtype).to(device)
-        return cls(model, tokenizer, batch_size=batch_size, add_special_tokens=add_special_tokens)
+        return cls(model, tokenizer, batch_size=batch_size, add_special_tokens=add_special_tokens,
+                   max_padding=max_padding)
 
     @property
     def eos(self) -> str:
@@ -92,14 +100,24 @@ class HFGenerator(Generator):
         """Greedy continuations; ``stop=None`` stops each row at its first newline, ``[]`` only at EOS."""
         stop = list(DEFAULT_STOP) if stop is None else list(stop)
         encoded = self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]), reverse=True)
         results: list[str | GenerationError] = [""] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+        for rows in self._sub_batches([len(ids) for ids in encoded]):
             texts = self._generate_batch([encoded[i] for i in rows], stop, max_new_tokens)
             for i, text in zip(rows, texts):
                 results[i] = text
         return results
+
+    def _sub_batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Prompt indices, longest first, in sub-batches of at most ``batch_size`` similar lengths."""
+        batches: list[list[int]] = []
+        for index in sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True):
+            current = batches[-1] if batches else None
+            if (current is None or len(current) >= self.batch_size
+                    or lengths[index] < (1.0 - self.max_padding) * lengths[current[0]]):
+                batches.append([index])
+            else:
+                current.append(index)
+        return batches
 
     def _generate_batch(self, sequences: list[list[int]], stop: list[str], max_new_tokens: int) -> list[str]:
         import torch

@@ -53,7 +53,7 @@ def test_each_row_stops_at_its_own_first_newline(tiny_model):
     with torch.no_grad():
         patched.lm_head.weight[newline] = patched.lm_head.weight[token]
     calls = count_forward_calls(patched)
-    stopped = HFGenerator(patched, tokenizer, batch_size=8).generate(PROMPTS[:2], max_new_tokens=12)
+    stopped = HFGenerator(patched, tokenizer, batch_size=8, max_padding=1.0).generate(PROMPTS[:2], max_new_tokens=12)
     assert stopped[0] == tokenizer.decode(ids[0][:position]) and stopped[0] != free[0]
     assert stopped[1] == free[1]
     assert calls[0] == 12  # row 1 ran to the token limit
@@ -68,7 +68,7 @@ def test_batch_ends_when_every_row_has_stopped(tiny_model):
     generator = HFGenerator(model, tokenizer, batch_size=8)
     free = generator.generate(PROMPTS[:4], stop=[], max_new_tokens=20)
     stops = [text[3:5] for text in free]  # each row hits its own stop string after a few tokens
-    patched_generator = HFGenerator(copy.deepcopy(model), tokenizer, batch_size=8)
+    patched_generator = HFGenerator(copy.deepcopy(model), tokenizer, batch_size=8, max_padding=1.0)
     calls = count_forward_calls(patched_generator.model)
     stopped = patched_generator.generate(PROMPTS[:4], stop=stops, max_new_tokens=20)
     for text, full, stop in zip(stopped, free, stops):
@@ -99,5 +99,20 @@ def test_bad_options_are_rejected(tiny_model):
     model, tokenizer = tiny_model
     with pytest.raises(ValueError, match="batch_size"):
         HFGenerator(model, tokenizer, batch_size=0)
+    with pytest.raises(ValueError, match="max_padding"):
+        HFGenerator(model, tokenizer, max_padding=1.5)
     with pytest.raises(ValueError, match="dtype"):
         HFGenerator.from_pretrained("unused", dtype="int8")
+
+
+def test_prompts_of_very_different_lengths_go_to_separate_sub_batches(tiny_model):
+    model, tokenizer = tiny_model
+    lengths = [100, 30, 95, 90, 29, 80, 10, 28]
+    generator = HFGenerator(model, tokenizer, batch_size=3, max_padding=0.2)
+    assert generator._sub_batches(lengths) == [[0, 2, 3], [5], [1, 4, 7], [6]]
+    # max_padding=1 only caps the rows: plain length-sorted chunks of batch_size
+    assert HFGenerator(model, tokenizer, batch_size=3, max_padding=1.0)._sub_batches(lengths) == [
+        [0, 2, 3], [5, 1, 4], [7, 6]]
+    split = HFGenerator(model, tokenizer, batch_size=8, max_padding=0.0)
+    together = HFGenerator(model, tokenizer, batch_size=8, max_padding=1.0)
+    assert split.generate(PROMPTS, stop=[], max_new_tokens=8) == together.generate(PROMPTS, stop=[], max_new_tokens=8)

@@ -44,7 +44,7 @@ PY
 step "4/5 training tiny planning and grounding modules (iterative, $TINY_LAYERS layers) on the CPU ($EPOCHS epoch(s) each)"
 for module in plan ground; do
     TASK=maths MODEL=tiny DATA_DIR="$DATA" EPOCHS="$EPOCHS" OUTPUT_DIR="$MODELS/lumos_maths_${module}_iterative" \
-        EXTRA_ARGS="--tiny_num_layers $TINY_LAYERS" \
+        EXTRA_ARGS="--tiny_num_layers $TINY_LAYERS ${EXTRA_ARGS:-}" \
         ./train.sh "$module" iterative
 done
 

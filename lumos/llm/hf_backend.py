@@ -47,7 +47,11 @@ def _stopping_criteria_class():
 
 
 class HFGenerator(Generator):
-    """Greedy batched generation with a loaded ``model`` and ``tokenizer`` (see ``from_pretrained``)."""
+    """Greedy batched generation with a loaded ``model`` and ``tokenizer`` (see ``from_pretrained``).
+
+    Prompts are sorted by length and cut into sub-batches of at most ``batch_size`` rows whose
+    prompts are padded by at most ``max_padding`` of the longest one (1.0: no limit).
+    """
 
     thread_safe = False
 

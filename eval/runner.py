@@ -332,6 +332,7 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
                         modules.release(example.id)
                     else:
                         record["scores"] = benchmark.score(episode.prediction, example.answer)
+                    record["scores"] = honest_scores(record["scores"], episode.status)
                     store.append(record)
                 print(f"[{benchmark.name}] {len(examples) - len(todo) + start + len(batch)}/{len(examples)} done",
                       file=sys.stderr, flush=True)
@@ -350,8 +351,18 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     return metrics
 
 
+def honest_scores(scores: dict[str, float], status: str) -> dict[str, float]:
+    """An episode that did not finish scores 0 on every metric, whatever its last tool result was.
+
+    Its partial prediction stays in the record for reading; only the scores are zeroed.
+    """
+    if status == "finished":
+        return scores
+    return {name: 0.0 for name in scores}
+
+
 def summarise(records: list[dict], benchmark: Benchmark, config: EvalConfig) -> dict[str, Any]:
-    """Mean of every score over all examples (failed episodes score 0) and the exit status counts."""
+    """Mean of every score over all examples (unfinished episodes scored 0) and the exit status counts."""
     from lumos.metrics import mean
 
     names = sorted({name for record in records for name in record["scores"]})
@@ -368,10 +379,11 @@ def summarise(records: list[dict], benchmark: Benchmark, config: EvalConfig) -> 
 def judge_metrics(records: list[dict], config: EvalConfig) -> dict[str, Any]:
     from lumos.metrics import judge_accuracy
 
+    finished = [r for r in records if r["status"] == "finished"]  # the rest score 0 unjudged
     judge = load_generator(config.judge, config)
     try:
-        scores = judge_accuracy(judge, [r["task"] for r in records], [r["prediction"] or "" for r in records],
-                                [r["answer"] for r in records])
+        scores = judge_accuracy(judge, [r["task"] for r in finished], [r["prediction"] or "" for r in finished],
+                                [r["answer"] for r in finished])
     finally:
         judge.close()
     judged = [s for s in scores if s is not None]

@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
+# bubblewrap gives the Code sandbox its namespaces (lumos/tools/sandbox.py); without it the sandbox warns and falls back.
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+  else
+    echo "note: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the Code sandbox's full isolation" >&2
+  fi
+fi
 "$PYTHON" -m pip install --quiet "torch==2.13.0"
 "$PYTHON" -m pip install --quiet -r requirements.txt
 "$PYTHON" -m pip install --quiet --no-deps -e .

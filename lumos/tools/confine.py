@@ -19,15 +19,18 @@ _DENIED_PREFIXES = ("socket.", "subprocess.", "os.exec", "os.spawn", "os.posix_s
                     "os.system", "os.kill", "os.killpg", "os.startfile", "os.setuid", "os.setgid", "pty.",
                     "ctypes.", "winreg.", "webbrowser.", "urllib.Request", "ftplib.", "smtplib.", "http.",
                     "imaplib.", "poplib.", "nntplib.", "telnetlib.", "resource.setrlimit", "resource.prlimit",
-                    "sys.remote_exec", "_posixsubprocess.", "os.chroot")
+                    "sys.remote_exec", "_posixsubprocess.", "os.chroot", "gc.get_", "sys._current_frames",
+                    "sys.settrace", "sys.setprofile", "sys.addaudithook", "os.setxattr",
+                    "os.removexattr", "readline.", "os.setpriority", "os.sched_", "os.setsid", "os.setpgid",
+                    "os.pidfd_open", "signal.pthread_kill")
 _DENIED_MODULES = frozenset({"ctypes", "_ctypes", "_posixsubprocess", "multiprocessing", "_multiprocessing",
                              "socket", "_socket", "ssl", "_ssl", "subprocess", "pty", "signal", "_signal",
-                             "resource"})
+                             "resource", "gc", "readline", "_ctypes_test"})
 # Events that change the file system; the path arguments must lie in the writable directory.
 _PATH_EVENTS = {"os.remove": 1, "os.rmdir": 1, "os.mkdir": 1, "os.rename": 2, "os.link": 2, "os.symlink": 2,
                 "os.chmod": 1, "os.chown": 1, "os.truncate": 1, "os.utime": 1, "os.chflags": 1,
                 "os.lchflags": 1, "os.lchmod": 1, "os.mkfifo": 1, "os.mknod": 1, "shutil.rmtree": 1,
-                "shutil.copyfile": 2, "shutil.copytree": 2, "shutil.move": 2}
+                "shutil.copyfile": 2, "shutil.copytree": 2, "shutil.move": 2, "sqlite3.connect": 1}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 
@@ -72,10 +75,19 @@ class Gate:
 def install_guard(writable_dir: str | None) -> Gate:
     """Refuse network, processes, ctypes and writes outside ``writable_dir`` (None: no writes at all).
 
-    Returns the :class:`Gate` through which trusted code may still do a refused event.
+    Returns the :class:`Gate` through which trusted code may still do a refused event. The deny
+    lists are copied into the hook when it is installed, so changing this module's globals later
+    changes nothing; the ways to reach the hook's own objects (``gc``, frames, tracing) are refused.
+    This is an extra layer only: the isolation that holds is the operating system's
+    (``lumos.tools.sandbox``), and the guard is not a sandbox on its own.
     """
     gate = Gate()
     root = os.path.realpath(writable_dir) if writable_dir else None
+    denied_prefixes = tuple(_DENIED_PREFIXES)
+    denied_modules = frozenset(_DENIED_MODULES)
+    path_events = dict(_PATH_EVENTS)
+    write_flags = _WRITE_FLAGS
+    realpath, sep, fsdecode = os.path.realpath, os.sep, os.fsdecode
     for name in list(sys.modules):
         if name.split(".")[0] in {"ctypes", "_ctypes", "_posixsubprocess"}:
             del sys.modules[name]
@@ -84,27 +96,29 @@ def install_guard(writable_dir: str | None) -> Gate:
         if isinstance(path, int):
             return True  # an already open descriptor; opening it was checked
         if isinstance(path, bytes):
-            path = os.fsdecode(path)
+            path = fsdecode(path)
         if not isinstance(path, str) or root is None:
             return False
-        real = os.path.realpath(path)
-        return real == root or real.startswith(root + os.sep)
+        if path == ":memory:" or path == "":
+            return True
+        real = realpath(path)
+        return real == root or real.startswith(root + sep)
 
     def hook(event: str, args: tuple) -> None:
         if event == gate.open_for:
             return
-        if event.startswith(_DENIED_PREFIXES):
+        if event.startswith(denied_prefixes):
             raise PermissionError(f"sandbox: {event} is not allowed")
-        if event == "import" and args and str(args[0]).split(".")[0] in _DENIED_MODULES:
+        if event == "import" and args and str(args[0]).split(".")[0] in denied_modules:
             raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
         if event == "open" and len(args) >= 3:
             path, mode, flags = args[0], args[1], args[2]
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and flags & _WRITE_FLAGS)
+                isinstance(flags, int) and flags & write_flags)
             if writes and not inside(path):
                 raise PermissionError(f"sandbox: writing {path!r} outside the scratch directory is not allowed")
-        elif event in _PATH_EVENTS:
-            for path in args[:_PATH_EVENTS[event]]:
+        elif event in path_events:
+            for path in args[:path_events[event]]:
                 if not inside(path):
                     raise PermissionError(f"sandbox: {event} on {path!r} outside the scratch directory")
 

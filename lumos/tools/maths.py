@@ -38,6 +38,8 @@ MAX_COUNT_ITEMS = 100_000
 _VARIABLE = re.compile(r"(?<![A-Za-z_])R([1-9]\d*)\b")
 _SINGLE_EQUALS = re.compile(r"(?<![<>=!])=(?!=)")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_INTEGER = re.compile(r"-?\d{1,4000}")
+_DECIMAL = re.compile(r"-?\d{0,400}\.\d{1,400}(?:[eE][+-]?\d{1,4})?|-?\d{1,400}[eE][+-]?\d{1,4}")
 _FUNCTION_NAME = re.compile(r"def\s+([A-Za-z_]\w*)\s*\(")
 _IF_FORM = re.compile(r"\s*if\b\s*(.*)", re.IGNORECASE | re.DOTALL)
 _NUMERIC_TYPES = {"int", "float", "Fraction", "Decimal", "Integer", "Rational", "Float", "float64", "int64"}
@@ -134,8 +136,8 @@ class MathsEngine:
             parts = _split_items(conditional.group(1))
             if len(parts) != 3:
                 raise ToolError("'If' pseudo code needs three parts: If <condition>, <then>, <else>")
-            condition, then, otherwise = (normalize_arithmetic(self.substitute(p, variables)) for p in parts)
-            return [self._run(f"({then}) if ({condition}) else ({otherwise})")]
+            condition, then, otherwise = (normalize_arithmetic(part) for part in parts)
+            return [self._run(f"({then}) if ({condition}) else ({otherwise})", variables)]
         source = args.strip()
         function = _FUNCTION_NAME.search(source)
         if function or source.startswith("lambda"):
@@ -145,7 +147,7 @@ class MathsEngine:
             if checked.value != "True":
                 raise ToolError(f"the code does not define a function {name!r}")
             return [source]
-        return [self._run(self.substitute(source, variables))]
+        return [self._run(source, variables)]
 
     # ------------------------------------------------------------------ evaluation
 
@@ -195,11 +197,11 @@ class MathsEngine:
     def apply(self, name: str, value: str, call_args: str) -> str:
         """``R4(3, 4)``: call a Code function, or substitute into a symbolic result's unknowns."""
         if _is_function(value):
-            function = _FUNCTION_NAME.search(value)
-            program = value if function else f"_lumos_function = {value}"
-            called = function.group(1) if function else "_lumos_function"
-            result = run_code(program, expression=f"{called}({normalize_arithmetic(call_args)})",
-                              timeout=self.timeout, memory_mb=self.memory_mb)
+            # The arguments are evaluated here and handed over as bound values, never as source text.
+            arguments = {f"lumos_arg_{k}": _python_value(self._argument_value(arg))
+                         for k, arg in enumerate(_split_items(call_args) if call_args.strip() else [])}
+            result = run_code(_function_program(name, value), expression=f"{name}({', '.join(arguments)})",
+                              timeout=self.timeout, memory_mb=self.memory_mb, variables=arguments)
             return _sandbox_value(result.value, result.value_type, result.stdout)
         if _equation_sides(value) is not None:
             raise ToolError(f"{name} is an equation and cannot be called")
@@ -237,9 +239,46 @@ class MathsEngine:
                             f"{format_number(step)} from {format_number(Fraction(first))}")
         return format_number(count)
 
-    def _run(self, code: str) -> str:
-        result = run_code(code, timeout=self.timeout, memory_mb=self.memory_mb)
+    def _argument_value(self, text: str) -> str:
+        try:
+            return self.evaluate(text)
+        except ToolError:
+            return text.strip()
+
+    def _run(self, code: str, variables: Mapping[str, str]) -> str:
+        """Run ``code`` with the earlier results it names bound as data (functions defined by their code)."""
+        used = sorted({match.group(0) for match in _VARIABLE.finditer(code)}, key=lambda name: int(name[1:]))
+        preamble, bound = [], {}
+        for name in used:
+            value = _lookup(variables, name)
+            if _is_function(value):
+                preamble.append(_function_program(name, value))  # code a Code action wrote, never a value
+            else:
+                bound[name] = _python_value(value)
+        result = run_code("\n".join([*preamble, code]), timeout=self.timeout, memory_mb=self.memory_mb,
+                          variables=bound)
         return _sandbox_value(result.value, result.value_type, result.stdout)
+
+
+def _function_program(name: str, value: str) -> str:
+    """Source that defines the function a ``Code`` action wrote under the result's name ``name``."""
+    function = _FUNCTION_NAME.search(value)
+    if function:
+        return f"{value}\n{name} = {function.group(1)}"
+    return f"{name} = {value.strip()}"
+
+
+def _python_value(value: str) -> object:
+    """A result as the value its text names: ``18`` an int, ``0.5`` a float, anything else the text itself."""
+    text = value.strip()
+    try:
+        if _INTEGER.fullmatch(text):
+            return int(text)
+        if _DECIMAL.fullmatch(text):
+            return float(text)
+    except ValueError:  # more digits than int() reads
+        pass
+    return text
 
 
 def _sandbox_value(value: str | None, value_type: str | None, stdout: str) -> str:

@@ -1,9 +1,12 @@
 """The ``Code`` sandbox's child program (run as ``python -I sandbox_child.py``; standard library only).
 
 Reads one JSON request on stdin: ``code`` (Python source), optional ``expression`` evaluated after
-it, ``scratch`` (the only writable directory, also the cwd) and the limits. Answers one JSON line
-on the original stdout: ``{"ok": true, "value": ..., "type": ..., "stdout": ...}`` or
-``{"ok": false, "error": ..., "stdout": ...}``.
+it, ``variables`` (names bound before the code runs: numbers or text, given as data), ``scratch``
+(the only writable directory, also the cwd) and the limits. Answers one JSON line on the original
+stdout: ``{"ok": true, "value": ..., "type": ..., "stdout": ...}`` or ``{"ok": false, "error": ...,
+"stdout": ...}``. The operating system isolates this process (see ``lumos.tools.sandbox``); the
+rlimits and the audit-hook guard set here are an extra layer, and the guard's module is gone from
+``sys.modules`` before the code runs.
 """
 
 import ast
@@ -18,12 +21,14 @@ import confine  # noqa: E402  (a sibling file: the project is not on an isolated
 
 sys.path.pop(0)
 MAX_TEXT = 100_000
+MAX_REQUEST = 2_000_000
 
 
 def main() -> None:
-    request = json.loads(sys.stdin.read())
+    request = json.loads(sys.stdin.read(MAX_REQUEST))
     answer_fd = os.dup(1)
     scratch = request["scratch"]
+    os.makedirs(scratch, exist_ok=True)
     os.chdir(scratch)
     confine.apply_limits(cpu_seconds=request["cpu_seconds"], memory_mb=request["memory_mb"],
                          file_mb=request["file_mb"])
@@ -36,9 +41,15 @@ def main() -> None:
         tail = compile(ast.Expression(last.value), "<code>", "eval") if last is not None else None
         expression = compile(request["expression"], "<call>", "eval") if request.get("expression") else None
         namespace = {"__name__": "__main__", "__builtins__": __builtins__}
-        confine.install_guard(scratch)
+        for name, value in (request.get("variables") or {}).items():
+            namespace[str(name)] = value
+        install = confine.install_guard
+        del sys.modules["confine"]
+        globals().pop("confine", None)  # nothing the code can reach keeps the guard's module
+        install(scratch)
+        del install
         with contextlib.redirect_stdout(captured):
-            exec(body, namespace)  # the child exists to run this code, confined
+            exec(body, namespace)  # the child exists to run this code, isolated
             value = eval(tail, namespace) if tail is not None else None
             if expression is not None:
                 value = eval(expression, namespace)

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 from lumos import prompts
-from lumos.episode import Episode, ExitStatus, Step, ToolCall
-from lumos.format import Action, FormatError, Plan, number_action_outputs, number_outputs, parse_actions, render_actions
+from lumos.episode import Episode, ExitStatus, Step
+from lumos.format import FormatError, Plan, number_outputs, render_actions
 from lumos.llm.base import GenerationError, Generator
-from lumos.tools.base import Toolbox, ToolError
+from lumos.protocol import PlanTurn, Protocol, StepFailed, pending_call, protocol_for
+from lumos.tools.base import Toolbox
 
 Formulation = Literal["iterative", "onetime"]
 FeedbackFunction = Callable[[int, str, str], str]
@@ -60,16 +61,22 @@ class _TaskState:
     variables: dict[str, str]
     started: float
     toolbox: Toolbox | None = None
+    turn: PlanTurn | None = None  # the newest subgoal's reading, while it is grounded
+    failed: str | None = None  # a failure the protocol lets the task run on after (ends it as tool_error)
 
 
 class Agent:
-    """Planner + grounder + toolbox for one domain and formulation; models are loaded by the caller, once."""
+    """Planner + grounder + toolbox for one domain and formulation; models are loaded by the caller, once.
+
+    ``protocol`` (``lumos.protocol``) decides what the modules are sent and how their replies are
+    read; ``prompt_style="original"`` without one picks the released evaluation's protocol.
+    """
 
     def __init__(self, planner: Generator, grounder: Generator, toolbox: Toolbox | None, *, domain: str,
                  formulation: Formulation = "iterative", max_steps: int = 10,
                  feedback: FeedbackFunction | None = None, prompt_style: prompts.PromptStyle = "tulu",
-                 planner_eos: str | None = None, grounder_eos: str | None = None, max_new_tokens: int = 256,
-                 task_toolbox: TaskToolboxFactory | None = None):
+                 planner_eos: str | None = None, grounder_eos: str | None = None, max_new_tokens: int | None = None,
+                 task_toolbox: TaskToolboxFactory | None = None, protocol: Protocol | None = None):
         if toolbox is None and task_toolbox is None:
             raise ValueError("give a toolbox or a task_toolbox factory")
         if formulation not in ("iterative", "onetime"):
@@ -83,13 +90,12 @@ class Agent:
         self.formulation = formulation
         self.max_steps = max_steps
         self.feedback = feedback or (completion_feedback if domain == "web_agent" else result_feedback)
-        self.prompt_style = prompt_style
+        self.protocol = protocol or protocol_for(prompt_style, domain=domain, formulation=formulation)
+        self.prompt_style = self.protocol.prompt_style
         self.planner_eos = planner_eos or generator_eos(planner)
         self.grounder_eos = grounder_eos or generator_eos(grounder)
-        self.max_new_tokens = max_new_tokens
+        self.max_new_tokens = max_new_tokens or self.protocol.max_new_tokens
         self.task_toolbox = task_toolbox
-        # complex QA grounding turns carry earlier results (as training did); maths turns do not.
-        self.ground_with_results = domain == "complex_qa"
 
     # ------------------------------------------------------------------ public
 
@@ -102,6 +108,7 @@ class Agent:
         for state in states:
             state.toolbox = (self.task_toolbox(state.episode.id, state.episode.task) if self.task_toolbox
                              else self.toolbox)
+            self.protocol.start(state.episode)
         if self.formulation == "iterative":
             self._run_iterative(states)
         else:
@@ -111,21 +118,35 @@ class Agent:
     # ------------------------------------------------------------------ iterative
 
     def _run_iterative(self, states: list[_TaskState]) -> None:
+        rounds = self.protocol.round_limit
+        used = 0  # module calls so far (a round: one planner or one grounder call)
         while True:
             active = [s for s in states if not s.episode.done]
             if not active:
                 return
+            if rounds is not None and used >= rounds:
+                for state in active:
+                    _finish(state, *self._at_limit(state, f"no stop within the original's {rounds} rounds"))
+                return
             planned = self._plan_round(active)
+            used += 1
+            if rounds is not None and used >= rounds:
+                continue  # the limit falls before the grounder's turn
             grounded = self._ground_round(planned)
+            used += 1
             for state in grounded:
-                self._execute_step(state)
+                step = state.episode.steps[-1]
+                if state.failed is None:
+                    self._execute_step(state, step)
                 if state.episode.done:
                     continue
-                step = state.episode.steps[-1]
                 state.plan_turns.append({"role": prompts.USER,
-                                         "content": self.feedback(step.index, step.subgoal or "", step.result or "")})
-                if len(state.episode.steps) >= self.max_steps:
+                                         "content": self.protocol.feedback(step, state.episode, self.feedback)})
+                if rounds is None and len(state.episode.steps) >= self.max_steps:
                     _finish(state, "step_limit", f"no stop after {self.max_steps} subgoals")
+
+    def _at_limit(self, state: _TaskState, message: str) -> tuple[ExitStatus, str]:
+        return ("tool_error", state.failed) if state.failed is not None else ("step_limit", message)
 
     def _plan_round(self, states: list[_TaskState]) -> list[_TaskState]:
         """Ask every planner for its next subgoal; returns the tasks that got one."""
@@ -139,47 +160,43 @@ class Agent:
                 continue
             step.plan_reply = reply
             try:
-                parsed = prompts.parse_planner_reply(reply)
+                turn = self.protocol.read_plan(reply, index)
             except FormatError as error:
                 state.episode.steps.append(step)
                 _finish(state, "parse_error", f"planner reply for subgoal {index}: {error}")
                 continue
-            if parsed.stop:
+            if turn.stop:
                 if index == 1:
                     state.episode.steps.append(step)
                     _finish(state, "parse_error", "planner stopped before proposing any subgoal")
+                elif state.failed is not None:
+                    _finish(state, "tool_error", state.failed)
                 else:
                     _finish(state, "finished")
                 continue
-            # The conversation keeps the canonical turn, numbered by us: a model's own numbering is untrusted.
-            step.subgoal = parsed.text
+            step.subgoal = turn.subgoal
+            state.turn = turn
             state.episode.steps.append(step)
-            state.plan_turns.append({"role": prompts.ASSISTANT, "content": prompts.planner_answer(index, parsed.text)})
+            state.plan_turns.append({"role": prompts.ASSISTANT, "content": turn.history})
             planned.append(state)
         return planned
 
     def _ground_round(self, states: list[_TaskState]) -> list[_TaskState]:
-        """Ground every task's newest subgoal; returns the tasks whose grounding parsed."""
+        """Ground every task's newest subgoal; returns the tasks whose grounding was read."""
         for state in states:
             step = state.episode.steps[-1]
-            line = f"Subgoal {step.index}: {step.subgoal}"
-            if step.index == 1:
-                content = prompts.ground_instruction(self.domain, state.episode.task) + prompts.ground_subgoal_prompt(line)
-            else:
-                previous = ([(s.index, s.result or "") for s in state.episode.steps[:-1]]
-                            if self.ground_with_results else [])
-                content = prompts.ground_subgoal_prompt(line, previous)
+            content = self.protocol.ground_turn(self.domain, state.episode.task, step.index, state.turn,
+                                                state.episode.steps[:-1])
             state.ground_turns.append({"role": prompts.USER, "content": content})
         replies, seconds = self._generate(self.grounder, [self._render(s.ground_turns, self.grounder_eos) for s in states])
         grounded = []
         for state, reply in zip(states, replies):
             step = state.episode.steps[-1]
             step.ground_seconds = seconds
-            actions = self._parse_grounding(state, step, reply)
-            if actions is None:
+            history = self._read_grounding(state, step, reply)
+            if history is None:
                 continue
-            state.ground_turns.append({"role": prompts.ASSISTANT, "content": render_actions(actions)})
-            step.calls = [_pending_call(action) for action in actions]
+            state.ground_turns.append({"role": prompts.ASSISTANT, "content": history})
             grounded.append(state)
         return grounded
 
@@ -187,64 +204,64 @@ class Agent:
 
     def _run_onetime(self, states: list[_TaskState]) -> None:
         replies, seconds = self._generate(self.planner, [self._render(s.plan_turns, self.planner_eos) for s in states])
-        planned: list[tuple[_TaskState, list[tuple[int, str]]]] = []
+        planned: list[tuple[_TaskState, str]] = []
         for state, reply in zip(states, replies):
             if isinstance(reply, GenerationError):
                 _finish(state, "generation_error", f"planner: {reply}")
                 continue
             try:
-                subgoals = prompts.split_onetime_plan(reply)
+                subgoals, ground_text = self.protocol.read_onetime_plan(reply)
             except FormatError as error:
                 state.episode.steps.append(Step(index=1, plan_reply=reply, plan_seconds=seconds))
                 _finish(state, "parse_error", f"onetime plan: {error}")
                 continue
             state.episode.steps = [Step(index=k, subgoal=text, plan_seconds=seconds)
-                                   for k, (_, text) in enumerate(subgoals, start=1)]
+                                   for k, text in enumerate(subgoals, start=1)]
             state.episode.steps[0].plan_reply = reply
-            planned.append((state, subgoals))
-        lines = [[f"Subgoal {k}: {text}" for k, (_, text) in enumerate(subgoals, start=1)] for _, subgoals in planned]
-        prompts_text = [self._render([{"role": prompts.USER,
-                                       "content": prompts.ground_onetime_prompt(self.domain, state.episode.task, ls)}],
-                                     self.grounder_eos)
-                        for (state, _), ls in zip(planned, lines)]
+            planned.append((state, ground_text))
+        prompts_text = [self._render([{"role": prompts.USER, "content": self.protocol.onetime_ground_prompt(
+                                          self.domain, state.episode.task, ground_text)}], self.grounder_eos)
+                        for state, ground_text in planned]
         replies, seconds = self._generate(self.grounder, prompts_text)
         for (state, _), reply in zip(planned, replies):
             step = state.episode.steps[0]
             step.ground_seconds = seconds
-            actions = self._parse_grounding(state, step, reply)
-            if actions is None:
+            if self._read_grounding(state, step, reply) is None:
                 continue
             # The onetime grounder answers for all subgoals at once; the calls are kept on the first step.
-            step.calls = [_pending_call(action) for action in actions]
             self._execute_step(state, step)
             if not state.episode.done:
-                _finish(state, "finished")
+                _finish(state, ("tool_error", state.failed) if state.failed else "finished")
 
     # ------------------------------------------------------------------ shared
 
-    def _parse_grounding(self, state: _TaskState, step: Step, reply: str | GenerationError) -> list[Action] | None:
+    def _read_grounding(self, state: _TaskState, step: Step, reply: str | GenerationError) -> str | None:
+        """The grounder turn to keep, with ``step.calls`` set; None when the task ended here."""
         if isinstance(reply, GenerationError):
             _finish(state, "generation_error", f"grounder: {reply}")
             return None
         step.grounding = reply
         try:
-            actions = parse_actions(reply)
+            return self.protocol.read_grounding(reply, step, state.toolbox, state.variables)
         except FormatError as error:
             _finish(state, "parse_error", f"grounding of subgoal {step.index}: {error}")
             return None
-        unknown = [action.tool for action in actions if action.tool not in state.toolbox.tools]
-        if unknown:
-            _finish(state, "parse_error", f"grounding of subgoal {step.index} names unknown tool(s) "
-                                               f"{', '.join(unknown)}; available: {', '.join(state.toolbox.tool_names)}")
-            return None
-        highest = max((int(name[1:]) for name in state.variables if name[1:].isdigit()), default=0)
-        return number_action_outputs(actions, highest)
 
     def _execute_step(self, state: _TaskState, step: Step | None = None) -> None:
-        _execute_calls(state.toolbox, state, step or state.episode.steps[-1])
+        step = step or state.episode.steps[-1]
+        try:
+            self.protocol.execute(step, state.toolbox, state.variables, state.episode)
+        except StepFailed as failure:
+            if self.protocol.end_on_tool_error:
+                _finish(state, "tool_error", str(failure))
+                return
+            state.failed = str(failure)
+        ended = getattr(state.toolbox, "episode_end", None)
+        if ended is not None and not state.episode.done:
+            _finish(state, ended)
 
     def _render(self, turns: list[dict[str, str]], eos: str) -> str:
-        return prompts.render_prompt(turns, eos, self.prompt_style)
+        return self.protocol.render(turns, eos)
 
     def _generate(self, generator: Generator, texts: list[str]) -> tuple[list[str | GenerationError], float]:
         if not texts:
@@ -265,31 +282,16 @@ def _finish(state: _TaskState, status: ExitStatus, error: str | None = None) -> 
     state.episode.seconds = time.perf_counter() - state.started
 
 
-def _pending_call(action: Action) -> ToolCall:
-    return ToolCall(action=action.render(with_result=False), tool=action.tool, args=action.args,
-                    outputs=list(action.outputs))
-
-
 def _execute_calls(toolbox: Toolbox, state: _TaskState, step: Step) -> None:
-    """Run a step's calls in order; the first failure ends the task as ``tool_error``."""
-    for call in step.calls:
-        action = Action(tool=call.tool, args=call.args, outputs=tuple(call.outputs))
-        started = time.perf_counter()
-        try:
-            call.result = toolbox.execute(action, state.variables)
-        except ToolError as error:
-            call.error = str(error)
-        except Exception as error:  # noqa: BLE001 - per-task boundary: a tool bug is recorded, the run goes on
-            call.error = f"{type(error).__name__}: {error}"
-        call.seconds = time.perf_counter() - started
-        if call.error is not None:
-            _finish(state, "tool_error", call.error)
-            return
-        state.episode.prediction = call.result
-        ended = getattr(toolbox, "episode_end", None)
-        if ended is not None:
-            _finish(state, ended)
-            return
+    """Run a step's calls in order (our protocol); the first failure ends the task as ``tool_error``."""
+    try:
+        Protocol().execute(step, toolbox, state.variables, state.episode)
+    except StepFailed as failure:
+        _finish(state, "tool_error", str(failure))
+        return
+    ended = getattr(toolbox, "episode_end", None)
+    if ended is not None:
+        _finish(state, ended)
 
 
 def execute_plan(task_id: str, task: str, plan: Plan, toolbox: Toolbox) -> Episode:
@@ -300,7 +302,7 @@ def execute_plan(task_id: str, task: str, plan: Plan, toolbox: Toolbox) -> Episo
     numbered = number_outputs(plan)
     for k, subgoal in enumerate(numbered.subgoals, start=1):
         step = Step(index=k, subgoal=subgoal.text, grounding=render_actions(subgoal.actions),
-                    calls=[_pending_call(action.without_result()) for action in subgoal.actions])
+                    calls=[pending_call(action.without_result()) for action in subgoal.actions])
         episode.steps.append(step)
         _execute_calls(toolbox, state, step)
         if episode.done:

@@ -59,6 +59,9 @@ class Episode:
     prediction: str | None = None
     steps: list[Step] = field(default_factory=list)
     seconds: float = 0.0
+    # The released evaluation's own bookkeeping for this task (``--prompt_style original`` only):
+    # {"subgoals": [...], "actions": [...], "results": {variable: value} or None once an action failed}.
+    original: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -80,6 +83,6 @@ class Episode:
             raw = {key: value for key, value in raw.items() if key != "result"}
             raw["calls"] = [ToolCall(**call) for call in raw.get("calls", [])]
             steps.append(Step(**raw))
-        fields = {key: record[key] for key in ("id", "task", "formulation", "status", "error", "prediction", "seconds")
-                  if key in record}
+        fields = {key: record[key] for key in ("id", "task", "formulation", "status", "error", "prediction", "seconds",
+                                               "original") if key in record}
         return cls(**fields, steps=steps)

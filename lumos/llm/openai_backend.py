@@ -335,7 +335,8 @@ class OpenAIGenerator(Generator, ChatGenerator):
                  api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                  requests_per_minute: float | None = None, timeout_s: float = 60.0, max_attempts: int = 5,
                  backoff_base_s: float = 1.0, backoff_max_s: float = 60.0, max_retry_after_s: float = 300.0,
-                 temperature: float = 0.0, cache_path: str | Path | None = None, progress: bool = True):
+                 temperature: float = 0.0, cache_path: str | Path | None = None, progress: bool = True,
+                 add_special_tokens: bool = True):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if max_attempts < 1:
@@ -356,6 +357,9 @@ class OpenAIGenerator(Generator, ChatGenerator):
         self.backoff_max_s = backoff_max_s
         self.max_retry_after_s = max_retry_after_s
         self.temperature = temperature
+        # False: text completions ask the server not to add BOS (the released evaluation's prompts
+        # had none). Sent as ``add_special_tokens: false``, which vLLM honours; other servers may ignore it.
+        self.add_special_tokens = add_special_tokens
         self.progress = progress
         self.usage = Usage()
         self._api_key_env = api_key_env
@@ -384,6 +388,8 @@ class OpenAIGenerator(Generator, ChatGenerator):
         params: dict[str, Any] = {"temperature": self.temperature, "max_tokens": max_new_tokens}
         if stop:
             params["stop"] = stop
+        if not self.add_special_tokens:
+            params["add_special_tokens"] = False
         return RequestStream(self, "completions", params, (), window)
 
     def iter_chat(self, conversations: Sequence[Sequence[Message]], *, temperature: float = 0.0,

@@ -4,6 +4,14 @@ Actions are WebShop's text actions, ``search[keywords]`` and ``click[button text
 observation is the page's visible text joined by `` [SEP] `` (WebShop's ``text`` mode). An
 action that does not apply on the current page leaves the state unchanged (reward 0,
 ``valid`` False in the info), as in WebShop. Buying ends the episode with the WebShop reward.
+
+The pages follow WebShop's templates: a results page always offers ``Next >`` (WebShop shows it
+even on the last page, which then lists nothing), an item page lists its buttons before its
+option values (``back to search, < prev, description, features, reviews, buy now, <values>``,
+duplicates once, as WebShop's clickable dictionary keeps them) and offers ``attributes`` only
+with ``show_attrs``. WebShop's text environment also runs ``search[...]`` from any page; here
+that takes ``search_anywhere=True`` (the released Lumos evaluation relies on it, replaying its
+actions from a search on every click); by default a search needs the search page.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ SEP = " [SEP] "
 RESULTS_PER_PAGE = 10
 MAX_RESULTS = 50
 ITEM_SECTIONS = ("description", "features", "reviews", "attributes")
+ITEM_BUTTONS = ("description", "features", "reviews")
 _ACTION = re.compile(r"(search|click)\[(.*)\]", re.DOTALL)
 
 
@@ -58,8 +67,11 @@ class WebShopTextEnv:
     """One shopping session at a time over a catalogue and its goals."""
 
     def __init__(self, catalogue: Catalogue, goals: list[dict[str, Any]] | None = None,
-                 nouns: NounExtractor = heuristic_nouns, search_engine: ProductSearchEngine | None = None):
+                 nouns: NounExtractor = heuristic_nouns, search_engine: ProductSearchEngine | None = None,
+                 search_anywhere: bool = False, show_attrs: bool = False):
         self.catalogue = catalogue
+        self.search_anywhere = search_anywhere
+        self.show_attrs = show_attrs
         self.goals = goals if goals is not None else catalogue.goals
         self.nouns = nouns
         # sessions over one catalogue share its index (building it is the costly part)
@@ -90,11 +102,10 @@ class WebShopTextEnv:
         name, argument = parse_webshop_action(action)
         state = self.state
         if name == "search":
-            if state.page != "search" or not argument:
+            if (state.page != "search" and not self.search_anywhere) or not argument:
                 return self._invalid(f"no search bar on this page or empty keywords: {action!r}")
-            state.keywords = argument
-            state.results = self.search_engine.search(argument, k=MAX_RESULTS)
-            state.page, state.page_number = "results", 1
+            self.state = _State(page="results", keywords=argument,
+                                results=self.search_engine.search(argument, k=MAX_RESULTS))
             return self._valid()
         target = argument.lower()
         if target not in self.clickables():
@@ -117,7 +128,7 @@ class WebShopTextEnv:
         elif state.page == "results":
             state.asin = target.upper()
             state.page, state.options = "item", {}
-        elif target in ITEM_SECTIONS:
+        elif state.page == "item" and target in ITEM_SECTIONS:
             state.page, state.section = "section", target
         elif target == "buy now":
             return self._buy()
@@ -159,12 +170,12 @@ class WebShopTextEnv:
             buttons = ["back to search"]
             if state.page_number > 1:
                 buttons.append("< prev")
-            if state.page_number * RESULTS_PER_PAGE < len(state.results):
-                buttons.append("next >")
-            return buttons + [asin.lower() for asin in self._page_asins()]
+            buttons.append("next >")
+            return _unique(buttons + [asin.lower() for asin in self._page_asins()])
         if state.page == "item":
             values = [value for values in self._product()["options"].values() for value in values]
-            return ["back to search", "< prev", *values, *ITEM_SECTIONS, "buy now"]
+            sections = [*ITEM_BUTTONS, *(("attributes",) if self.show_attrs else ())]
+            return _unique(["back to search", "< prev", *sections, "buy now", *values])
         if state.page == "section":
             return ["back to search", "< prev"]
         return []
@@ -182,8 +193,7 @@ class WebShopTextEnv:
             parts = [*header, "Back to Search", f"Page {state.page_number} (Total results: {len(state.results)})"]
             if state.page_number > 1:
                 parts.append("< Prev")
-            if state.page_number * RESULTS_PER_PAGE < len(state.results):
-                parts.append("Next >")
+            parts.append("Next >")
             for asin in self._page_asins():
                 product = self.catalogue.by_asin[asin]
                 parts += [asin, product["Title"], product["Price"]]
@@ -212,3 +222,8 @@ class WebShopTextEnv:
         if section == "attributes":
             return SEP.join(product["Attributes"])
         return SEP.join(str(review) for review in product["Reviews"]) or "No reviews"
+
+
+def _unique(texts: list[str]) -> list[str]:
+    """Each text once, first position kept (WebShop keys its clickables by text)."""
+    return list(dict.fromkeys(texts))

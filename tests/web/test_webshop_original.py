@@ -1,0 +1,170 @@
+"""``--prompt_style original`` for WebShop against the reference run of the released evaluation
+(lumos_reference/B_eval/webshop: the 24-product sample, 4 goals, scripted replies): the same
+planner and grounder prompts byte for byte, the same environment actions (replays included), the
+same action results and rewards, the original's averaging under ``--scoring original``.
+
+The reference replaced Lucene search and the STS cross-encoder by stand-ins whose every call it
+recorded; the stand-ins here answer with those recordings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from eval.webshop.original import (OriginalActionError, OriginalShopSession, OriginalWebShopRun, read_action)
+from eval.webshop.original_prompts import first_ground_prompt, first_plan_prompt
+from lumos.llm.scripted import ScriptedGenerator
+from lumos.webshop.catalogue import load_catalogue
+from lumos.webshop.env import WebShopTextEnv
+
+
+@pytest.fixture(scope="module")
+def reference(shared_data):
+    folder = shared_data / "lumos_reference" / "B_eval" / "webshop"
+    records = [json.loads(line) for line in (folder / "lumos_iterative.transcripts.jsonl").read_text().splitlines()]
+    return folder, records
+
+
+class RecordedSearch:
+    """The reference's search stand-in: the hits it recorded per (lower-cased) query."""
+
+    def __init__(self, records):
+        self.hits = {call["query"]: [asin for asin, _ in call["hits"]]
+                     for record in records for call in record["calls"]
+                     if call.get("tool", "").startswith("LuceneSearcher")}
+
+    def search(self, keywords: str, k: int = 50) -> list[str]:
+        return self.hits[keywords.lower()][:k]
+
+
+class RecordedRanker:
+    """The reference's cross-encoder stand-in: the scores it recorded per (query, texts)."""
+
+    def __init__(self, records):
+        self.table = {(call["query"], tuple(call["texts"])): call["scores"]
+                      for record in records for call in record["calls"]
+                      if call.get("tool", "").startswith("CrossEncoder")}
+
+    def scores(self, query, texts):
+        return self.table[(query, tuple(texts))]
+
+
+def _replay_reference(reference):
+    folder, records = reference
+    catalogue = load_catalogue(folder / "input")
+    goals = [dict(record["goal"], product_category=catalogue.by_asin[record["goal"]["asin"]]["product_category"])
+             for record in records]
+    search, ranker = RecordedSearch(records), RecordedRanker(records)
+    sent = {}  # every prompt the original sent to a goal still running -> the scripted reply
+    for record in records:
+        for call in record["calls"]:
+            if call["type"] == "lm" and not call["already_stopped_before_call"]:
+                sent[call["prompt"]] = call["scripted_reply"]
+    planner = ScriptedGenerator(lambda prompt: sent[prompt])
+    grounder = ScriptedGenerator(lambda prompt: sent[prompt])
+    sessions = [OriginalShopSession(WebShopTextEnv(catalogue, goals=goals, search_engine=search,
+                                                   search_anywhere=True), index, ranker)
+                for index in range(len(records))]
+    run = OriginalWebShopRun(planner, grounder)
+    episodes = run.run([(f"webshop_{i}", record["question"], session)
+                        for i, (record, session) in enumerate(zip(records, sessions))])
+    return records, run, episodes, sessions
+
+
+@pytest.fixture(scope="module")
+def replayed(reference):
+    return _replay_reference(reference)
+
+
+def test_first_prompts_are_the_released_ones(reference):
+    _, records = reference
+    for record in records:
+        calls = [call for call in record["calls"] if call["type"] == "lm"]
+        subgoal = calls[0]["reply"].split("No, I will keep planning.")[-1].strip()
+        assert first_plan_prompt(record["question"]) == calls[0]["prompt"]
+        assert first_ground_prompt(record["question"], subgoal) == calls[1]["prompt"]
+        assert calls[1]["prompt"].endswith("\n<|assistant|>\nR1 = ") and calls[1]["add_special_tokens"] is False
+
+
+def test_every_prompt_is_sent_byte_for_byte(replayed):
+    records, run, episodes, _ = replayed
+    for index, record in enumerate(records):
+        expected = [(call["module"], call["prompt"]) for call in record["calls"]
+                    if call["type"] == "lm" and not call["already_stopped_before_call"]]
+        ours = [(module, prompt) for goal_id, module, prompt in run.prompts if goal_id == f"webshop_{index}"]
+        assert ours == expected, index
+    # the quirks the prompts carry
+    grounder_late = [prompt for goal_id, module, prompt in run.prompts if module == "ground"][-1]
+    assert "<|assistant|>\nR1 = R1 = Search(" in grounder_late
+    planner_late = [prompt for goal_id, module, prompt in run.prompts if goal_id == "webshop_0"][-2]
+    assert "The executed result for Subgoal 2 is buy now\n" in planner_late
+    assert "The execution result for Subgoal 2 is short, casual, shoulder.\n" in planner_late
+
+
+def test_the_same_environment_actions_results_and_rewards(replayed):
+    records, _, episodes, sessions = replayed
+    for record, episode, session in zip(records, episodes, sessions):
+        env_calls = [call for call in record["calls"] if call["type"] == "env"]
+        assert [c["action"] for c in env_calls if c["fn"] == "env.step"] == session.record()["env_actions"]
+        assert sum(c["fn"] == "env.reset" for c in env_calls) == session.record()["resets"]
+        executed = [e for rnd in record["rounds"] for e in rnd["executed"] if rnd["module"] == "ground"]
+        ours = [call for step in episode.steps for call in step.calls]
+        assert [e["action"] for e in executed] == [call.action for call in ours]
+        for expected, call in zip(executed, ours):
+            if expected["returned"] is not None:  # execute's own return; the loop then reads "" as "buy now"
+                assert call.result == (str(expected["returned"][1]) or "buy now"), call.action
+        assert session.reward == record["reward"]
+    assert [episode.status for episode in episodes] == ["tool_error", "finished", "parse_error", "step_limit"]
+    assert "IndexError" in episodes[0].error  # Pick over a one-item search
+    assert sessions[1].purchase["asin"] == "SMPB000002" and sessions[1].purchase["options"] == {"color": "pink",
+                                                                                                "size": "7"}
+
+
+def test_observations_match_webshop_pages_until_the_purchase(reference):
+    """Our text environment shows WebShop's pages: the observation of every step before buying."""
+    folder, records = reference
+    catalogue = load_catalogue(folder / "input")
+    goals = [dict(r["goal"], product_category=catalogue.by_asin[r["goal"]["asin"]]["product_category"])
+             for r in records]
+    env = WebShopTextEnv(catalogue, goals=goals, search_engine=RecordedSearch(records), search_anywhere=True)
+    checked = 0
+    for index, record in enumerate(records):
+        for call in record["calls"]:
+            if call["type"] != "env":
+                continue
+            if call["fn"] == "env.reset":
+                assert env.reset(index) == call["observation"]
+            elif not call["done"]:
+                assert env.step(call["action"]).observation == call["observation"], call["action"]
+                checked += 1
+    assert checked > 80
+
+
+def test_reading_actions_as_the_original_does():
+    assert read_action("R3 = FeatureRetrieve(R2, Query: a (b) c).") == ("R3", "FeatureRetrieve", "R2, Query: a (b) c")
+    assert read_action("R4 = Click(< prev)") == ("R4", "Click", "< prev")
+    assert read_action("Click(R7)")[1] != "Click"  # no variable: no action, as in the original
+    assert read_action("")[1] == ""
+
+
+def test_feature_retrieve_loses_the_last_character_and_empty_reads_buy_now():
+    class Echo:
+        def __init__(self):
+            self.queries = []
+
+        def scores(self, query, texts):
+            self.queries.append(query)
+            return [float(len(text)) for text in texts]
+
+    catalogue = load_catalogue()
+    ranker = Echo()
+    session = OriginalShopSession(WebShopTextEnv(catalogue, search_anywhere=True), 0, ranker)
+    session.variables["R2"] = ["back to search", "< prev", "description", "features", "reviews", "buy now",
+                               "red", "navy blue", "s", "xl"]
+    assert session.execute("R3 = FeatureRetrieve(R2, Query: red jacket).") == ("R3", "navy blue, red, xl")
+    assert ranker.queries == ["red jacke"]
+    session.variables["R4"] = session.variables["R2"][:6]
+    assert session.execute("R5 = FeatureRetrieve(R4, Query: x)") == ("R5", "buy now")
+    with pytest.raises(OriginalActionError):
+        session.execute("R6 = Buy(now)")

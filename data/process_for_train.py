@@ -1,17 +1,29 @@
-"""Turn converted annotations into training conversations (FORMAT.md §3).
+"""Turn converted annotations into training conversations (docs/FORMAT.md, "Training files").
 
     python -m data.process_for_train --domain maths --formulation lumos_iterative
     python -m data.process_for_train --domain maths --formulation lumos_onetime
     python -m data.process_for_train --domain maths --formulation cot      # from raw_data/
     python -m data.process_for_train --domain maths --formulation direct   # from raw_data/
     python -m data.process_for_train --unified maths,complex_qa,web_agent
+    python -m data.process_for_train --domain maths --formulation lumos_iterative --compat exact
 
-Reads ``<data_dir>/<domain>/converted/*.json`` and writes
-``<data_dir>/<domain>/train_annots/lumos_<domain>_<plan|ground>_<iterative|onetime>.jsonl``
-(``<domain>_cot.jsonl`` / ``<domain>_direct.jsonl`` for the baselines, and
-``<data_dir>/unified/train_annots/lumos_unified_<plan|ground>_iterative.jsonl``). Annotations
-that do not parse are counted per reason and kept, with the reason, in a ``.skipped.jsonl``
-file beside the output; nothing is dropped without a word.
+Reads ``<data_dir>/<domain>/converted/*.json`` (``lumos_*``, and complex_qa ``cot``) or
+``<data_dir>/<domain>/raw_data/*.json[l]`` (maths ``cot``/``direct``: GSM8K, ASDiv and PRM800K
+records, told apart by their fields; complex_qa ``direct``: any records with ``question`` and
+``answer``, e.g. MuSiQue and StrategyQA), files in sorted name order, and writes
+``<data_dir>/<domain>/train_annots/lumos_<domain>_<plan|ground>_<iterative|onetime>.jsonl``,
+``<domain>_cot.jsonl`` / ``<domain>_direct.jsonl``, and for ``--unified`` the concatenation of
+the iterative files, ``<data_dir>/unified/train_annots/lumos_unified_<plan|ground>_iterative.jsonl``.
+
+The text is cut from the annotations exactly as the released Lumos files were
+(lumos.convert.annotation). Ids are ``<domain>_<n>``, ``n`` the record's position among the
+input records (0-based, files in order), so a skipped record leaves a gap and the plan, ground,
+onetime and baseline files of one record share its id. Every record that gives no
+conversation is listed with its reason in a ``.skipped.jsonl`` beside the output and counted.
+
+``--compat exact`` reproduces the original script byte for byte, including its one bug (the
+``Output`` renaming counter carries over from the previous record) and its ids (positions among
+the records written, so they shift past a skipped record).
 """
 
 from __future__ import annotations
@@ -19,126 +31,207 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
-from lumos.format import FormatError, parse_plan
+from lumos.convert.annotation import (
+    TRAINING_RULES, AnnotationError, OutputNumbering, ground_conversation, plan_conversation,
+)
 from lumos.jsonl import BadRecord, read_records, write_jsonl
-from lumos.prompts import cot_messages, direct_messages, ground_messages, plan_messages
+from lumos.prompts import cot_messages, direct_messages
 from lumos.vocabulary import DOMAIN_NAMES
 
 FORMULATIONS = ("lumos_iterative", "lumos_onetime", "cot", "direct")
+COMPAT = ("none", "exact")
+PRM_LIMIT = 10000  # the original uses the first 10,000 records of each PRM800K file
+COT_MARKER, ANSWER_MARKER = "We need to answer these questions:", "Based on these evidences and decomposed questions"
 
 
 def training_file(data_dir: Path, domain: str, module: str, formulation: str) -> Path:
     return data_dir / domain / "train_annots" / f"lumos_{domain}_{module}_{formulation}.jsonl"
 
 
-def converted_files(data_dir: Path, domain: str) -> list[Path]:
-    folder = data_dir / domain / "converted"
-    files = sorted(p for p in folder.glob("*.json") if p.is_file() and not p.name.endswith(".run.json")) \
+def _input_files(folder: Path, what: str, hint: str) -> list[Path]:
+    files = sorted(p for p in folder.glob("*.json*") if p.is_file() and p.suffix in (".json", ".jsonl")
+                   and not p.name.endswith((".run.json", ".failed.jsonl", ".skipped.jsonl"))) \
         if folder.is_dir() else []
     if not files:
-        raise SystemExit(f"error: no converted annotations in {folder}; run `python -m data.prompt_convertion "
-                         f"--domain {domain} --data_fn FILE --convert_all` first")
+        raise SystemExit(f"error: no {what} in {folder}; {hint}")
     return files
 
 
-def _records(paths: list[Path], skipped: list[dict]) -> Iterator[dict]:
+def converted_files(data_dir: Path, domain: str) -> list[Path]:
+    return _input_files(data_dir / domain / "converted", "converted annotations",
+                        f"run `python -m data.prompt_convertion --domain {domain} --data_fn FILE --convert_all` first")
+
+
+def raw_files(data_dir: Path, domain: str, formulation: str) -> list[Path]:
+    return _input_files(data_dir / domain / "raw_data", "raw data",
+                        f"--formulation {formulation} reads the benchmark's own files from there")
+
+
+@dataclass
+class Input:
+    """One input record: its position among all input records (the id in default mode), where it is from."""
+
+    index: int
+    source: str
+    data: dict[str, Any] | None = None
+    problem: str = ""
+
+
+def read_inputs(paths: list[Path]) -> Iterator[Input]:
+    """Every record of the files in order, numbered; unreadable lines come with ``problem`` set."""
+    index = 0
     for path in paths:
         for item in read_records(path):
             if isinstance(item, BadRecord):
-                skipped.append({"source": f"{item.path}:{item.line_no}", "reason": "bad_input", "detail": item.reason})
-                continue
-            yield {"_source": f"{item.path}:{item.line_no}", **item.data}
+                yield Input(index, f"{item.path}:{item.line_no}", problem=item.reason)
+            else:
+                yield Input(index, f"{item.path}:{item.line_no}", data=item.data)
+            index += 1
 
 
-def build_lumos(data_dir: Path, domain: str, formulation: str) -> dict[str, Counter]:
-    """Write plan and ground files for ``lumos_iterative`` or ``lumos_onetime``."""
-    form = formulation.split("_", 1)[1]
-    skipped: list[dict] = []
-    plan_rows, ground_rows = [], []
-    for record in _records(converted_files(data_dir, domain), skipped):
-        try:
-            task, plan_text = record["task"], record["subgoal_plan"]
-            if not isinstance(task, str) or not isinstance(plan_text, str):
-                raise KeyError("task/subgoal_plan are not strings")
-            plan = parse_plan(plan_text)
-            plan_conv = plan_messages(task.strip(), plan, domain, form)
-            ground_conv = ground_messages(task.strip(), plan, domain, form)
-        except KeyError as error:
-            skipped.append({"source": record["_source"], "reason": "missing_field", "detail": str(error)})
-            continue
-        except FormatError as error:
-            skipped.append({"source": record["_source"], "reason": "format_error", "detail": str(error)})
-            continue
-        index = len(plan_rows)
-        plan_rows.append({"dataset": domain, "id": f"{domain}_{index}", "messages": plan_conv})
-        ground_rows.append({"dataset": domain, "id": f"{domain}_{index}", "messages": ground_conv})
-    counts = {}
-    for module, rows in (("plan", plan_rows), ("ground", ground_rows)):
-        path = training_file(data_dir, domain, module, form)
-        write_jsonl(path, rows)
-        counts[str(path)] = Counter(written=len(rows))
-    _write_skipped(training_file(data_dir, domain, "plan", form), skipped, counts)
-    return counts
+@dataclass
+class Output:
+    """The rows of one output file and the records that gave none."""
+
+    path: Path
+    exact: bool
+    rows: list[dict] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)
+
+    def add(self, domain: str, record: Input, messages: list[dict[str, str]]) -> None:
+        number = len(self.rows) if self.exact else record.index
+        self.rows.append({"dataset": domain, "id": f"{domain}_{number}", "messages": messages})
+
+    def skip(self, record: Input, reason: str, detail: str, module: str | None = None) -> None:
+        entry = {"source": record.source, "index": record.index}
+        if module:
+            entry["module"] = module
+        self.skipped.append({**entry, "reason": reason, "detail": detail})
 
 
-def _write_skipped(beside: Path, skipped: list[dict], counts: dict[str, Counter]) -> None:
-    skipped_path = beside.with_name(beside.name.replace("_plan_", "_").replace(".jsonl", ".skipped.jsonl"))
+def _write(outputs: list[Output], skipped_path: Path) -> dict[str, Counter]:
+    counts: dict[str, Counter] = {}
+    for output in outputs:
+        write_jsonl(output.path, output.rows)
+        counts[str(output.path)] = Counter(written=len(output.rows))
+    skipped = sorted((entry for output in outputs for entry in output.skipped), key=lambda entry: entry["index"])
     if skipped:
         write_jsonl(skipped_path, skipped)
-        counts[str(skipped_path)] = Counter(r["reason"] for r in skipped)
+        counts[str(skipped_path)] = Counter(entry["reason"] for entry in skipped)
     elif skipped_path.exists():
         skipped_path.unlink()
-
-
-def _gsm_solution_text(answer: str) -> tuple[str, str]:
-    """GSM8K ``answer`` -> (solution prose without calculator markup, final answer)."""
-    import re
-
-    body, final = answer.rsplit("####", 1)
-    steps = [line.split(" ** ", 1)[-1].strip() for line in body.strip().split("\n") if line.strip()]
-    prose = re.sub(r"<<[^<>]*>>", "", " ".join(steps))
-    return prose, final.strip().replace(",", "")
-
-
-def build_baseline(data_dir: Path, domain: str, formulation: str) -> dict[str, Counter]:
-    """``cot`` / ``direct`` conversations: the bare question, then a solution or the answer."""
-    skipped: list[dict] = []
-    rows = []
-    if domain == "maths":
-        raw = sorted((data_dir / domain / "raw_data").glob("*.json*"))
-        if not raw:
-            raise SystemExit(f"error: no raw data in {data_dir / domain / 'raw_data'} for --formulation {formulation}")
-        for record in _records(raw, skipped):
-            question, answer = record.get("question"), record.get("answer")
-            if not isinstance(question, str) or not isinstance(answer, str) or "####" not in answer:
-                skipped.append({"source": record["_source"], "reason": "not_gsm8k_format",
-                                "detail": "needs 'question' and an 'answer' with '#### <answer>'"})
-                continue
-            prose, final = _gsm_solution_text(answer)
-            messages = (cot_messages(question, f"{prose} Answer is {final}.") if formulation == "cot"
-                        else direct_messages(question, final))
-            rows.append({"dataset": domain, "id": f"{domain}_{len(rows)}", "messages": messages})
-    else:
-        for record in _records(converted_files(data_dir, domain), skipped):
-            task, nl_plan, answer = record.get("task"), record.get("natural_language_plan"), record.get("ans")
-            if not isinstance(task, str) or (formulation == "direct" and answer is None) or (
-                    formulation == "cot" and not isinstance(nl_plan, str)):
-                skipped.append({"source": record["_source"], "reason": "missing_field",
-                                "detail": "needs 'task' and 'ans' (direct) or 'natural_language_plan' (cot)"})
-                continue
-            messages = cot_messages(task, nl_plan) if formulation == "cot" else direct_messages(task, str(answer))
-            rows.append({"dataset": domain, "id": f"{domain}_{len(rows)}", "messages": messages})
-    path = data_dir / domain / "train_annots" / f"{domain}_{formulation}.jsonl"
-    write_jsonl(path, rows)
-    counts = {str(path): Counter(written=len(rows))}
-    if skipped:
-        skipped_path = path.with_name(path.stem + ".skipped.jsonl")
-        write_jsonl(skipped_path, skipped)
-        counts[str(skipped_path)] = Counter(r["reason"] for r in skipped)
     return counts
+
+
+# --------------------------------------------------------------------------- plan and ground files
+
+
+def build_lumos(data_dir: Path, domain: str, formulation: str, compat: str = "none") -> dict[str, Counter]:
+    """Write the plan and ground files of ``lumos_iterative`` or ``lumos_onetime``."""
+    form = formulation.split("_", 1)[1]
+    exact = compat == "exact"
+    rules = TRAINING_RULES[domain]
+    plan = Output(training_file(data_dir, domain, "plan", form), exact)
+    ground = Output(training_file(data_dir, domain, "ground", form), exact)
+    plan_numbering, ground_numbering = OutputNumbering(carry_over=exact), OutputNumbering(carry_over=exact)
+    builders: list[tuple[str, Output, Callable[[str, str], list[dict[str, str]]]]] = [
+        ("plan", plan, lambda task, text: plan_conversation(task, text, rules, form, plan_numbering)),
+        ("ground", ground, lambda task, text: ground_conversation(domain, task, text, rules, form, ground_numbering)),
+    ]
+    for record in read_inputs(converted_files(data_dir, domain)):
+        task, text = (record.data or {}).get("task"), (record.data or {}).get("subgoal_plan")
+        for module, output, build in builders:
+            if record.problem:
+                output.skip(record, "bad_input", record.problem, module)
+            elif not isinstance(task, str) or not isinstance(text, str):
+                output.skip(record, "missing_field", "needs string 'task' and 'subgoal_plan'", module)
+            else:
+                try:
+                    output.add(domain, record, build(task, text))
+                except AnnotationError as error:
+                    output.skip(record, error.reason, error.detail, module)
+    skipped_path = data_dir / domain / "train_annots" / f"lumos_{domain}_{form}.skipped.jsonl"
+    return _write([plan, ground], skipped_path)
+
+
+# --------------------------------------------------------------------------- cot and direct baselines
+
+
+def _maths_example(data: dict[str, Any], formulation: str) -> tuple[str, str]:
+    """(question, target) of a GSM8K, PRM800K or ASDiv record; raises AnnotationError."""
+    question, answer = data.get("question"), data.get("answer")
+    if isinstance(question, dict):  # PRM800K: {"question": {"problem", "ground_truth_solution", "ground_truth_answer"}}
+        if "problem" not in question or "ground_truth_answer" not in question:
+            raise AnnotationError("missing_field", "PRM800K record without problem/ground_truth_answer")
+        solution, final = question.get("ground_truth_solution"), question["ground_truth_answer"]
+        if formulation == "direct":
+            return question["problem"], str(final)
+        if not solution or not final:
+            raise AnnotationError("no_solution", "PRM800K record without a ground-truth solution and answer")
+        return question["problem"], f"{solution} Answer is {final}."
+    if not isinstance(question, str) or not isinstance(answer, str):
+        raise AnnotationError("unknown_raw_shape", "needs GSM8K, ASDiv or PRM800K fields")
+    if "####" in answer:  # GSM8K: the worked answer kept as written, its lines joined by spaces
+        final = answer.split("####")[1].strip()
+        if formulation == "direct":
+            return question, final
+        return question, answer.split("#### ")[0].replace("\n", " ").strip() + f" Answer is {final}."
+    if isinstance(data.get("solution"), str):  # ASDiv: answer "9 (apples)"
+        final = answer.split(" ")[0]
+        return question, final if formulation == "direct" else f"{data['solution']}. Answer is {final}."
+    raise AnnotationError("unknown_raw_shape", "needs GSM8K, ASDiv or PRM800K fields")
+
+
+def _qa_direct_example(data: dict[str, Any], formulation: str) -> tuple[str, str]:
+    if not isinstance(data.get("question"), str) or "answer" not in data:
+        raise AnnotationError("missing_field", "needs 'question' and 'answer'")
+    return data["question"], str(data["answer"])
+
+
+def _qa_cot_example(data: dict[str, Any], formulation: str) -> tuple[str, str]:
+    """The natural-language plan without its list of decomposed questions."""
+    task, plan = data.get("task"), data.get("natural_language_plan")
+    if not isinstance(task, str) or not isinstance(plan, str):
+        raise AnnotationError("missing_field", "needs string 'task' and 'natural_language_plan'")
+    answer_part = plan[plan.find(ANSWER_MARKER):] if ANSWER_MARKER in plan else plan[-1:]
+    return task, plan.split(COT_MARKER)[0].strip() + " " + answer_part
+
+
+def build_baseline(data_dir: Path, domain: str, formulation: str, compat: str = "none") -> dict[str, Counter]:
+    """``cot`` / ``direct`` conversations: the bare question, then a solution or the answer."""
+    if domain == "web_agent":
+        raise SystemExit(f"error: --formulation {formulation} exists for maths and complex_qa only")
+    if domain == "complex_qa" and formulation == "cot":
+        paths, example = converted_files(data_dir, domain), _qa_cot_example
+    else:
+        paths = raw_files(data_dir, domain, formulation)
+        example = _maths_example if domain == "maths" else _qa_direct_example
+    output = Output(data_dir / domain / "train_annots" / f"{domain}_{formulation}.jsonl", compat == "exact")
+    prm_seen: Counter = Counter()
+    for record in read_inputs(paths):
+        if record.problem:
+            output.skip(record, "bad_input", record.problem)
+            continue
+        if domain == "maths" and isinstance(record.data.get("question"), dict):
+            file = record.source.rsplit(":", 1)[0]
+            prm_seen[file] += 1
+            if prm_seen[file] > PRM_LIMIT:
+                output.skip(record, "beyond_prm_limit", f"only the first {PRM_LIMIT} PRM800K records of a file are used")
+                continue
+        try:
+            question, target = example(record.data, formulation)
+        except AnnotationError as error:
+            output.skip(record, error.reason, error.detail)
+            continue
+        output.add(domain, record, (cot_messages if formulation == "cot" else direct_messages)(question, target))
+    return _write([output], output.path.with_name(output.path.stem + ".skipped.jsonl"))
+
+
+# --------------------------------------------------------------------------- unified mixture
 
 
 def build_unified(data_dir: Path, domains: list[str]) -> dict[str, Counter]:
@@ -151,7 +244,10 @@ def build_unified(data_dir: Path, domains: list[str]) -> dict[str, Counter]:
             if not source.is_file():
                 raise SystemExit(f"error: {source} is missing; run `python -m data.process_for_train "
                                  f"--domain {domain} --formulation lumos_iterative` first")
-            rows += [item.data for item in read_records(source) if not isinstance(item, BadRecord)]
+            for item in read_records(source):
+                if isinstance(item, BadRecord):
+                    raise SystemExit(f"error: {item}")
+                rows.append(item.data)
         path = training_file(data_dir, "unified", module, "iterative")
         write_jsonl(path, rows)
         counts[str(path)] = Counter(written=len(rows))
@@ -164,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--formulation", choices=FORMULATIONS, default="lumos_iterative")
     parser.add_argument("--unified", default=None, help="comma-separated domains to merge, e.g. maths,complex_qa")
     parser.add_argument("--data_dir", default="data/train")
+    parser.add_argument("--compat", choices=COMPAT, default="none",
+                        help="'exact': the original script's output byte for byte, its Output-numbering bug "
+                             "and shifting ids included (docs/FORMAT.md, 'Differences from the original')")
     args = parser.parse_args(argv)
     data_dir = Path(args.data_dir)
     if args.unified:
@@ -173,9 +272,9 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"--unified: unknown domain(s) {', '.join(unknown)}; choose from {', '.join(DOMAIN_NAMES)}")
         counts = build_unified(data_dir, domains)
     elif args.formulation.startswith("lumos_"):
-        counts = build_lumos(data_dir, args.domain, args.formulation)
+        counts = build_lumos(data_dir, args.domain, args.formulation, args.compat)
     else:
-        counts = build_baseline(data_dir, args.domain, args.formulation)
+        counts = build_baseline(data_dir, args.domain, args.formulation, args.compat)
     for path, counter in counts.items():
         print(f"{path}: " + ", ".join(f"{key} {value}" for key, value in counter.items()))
     return 0

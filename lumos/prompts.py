@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal, Sequence
 
-from lumos.format import FormatError, Plan, number_outputs, render_actions, render_subgoal
+from lumos.format import FormatError
 from lumos.vocabulary import vocabulary
 
 Message = dict[str, str]
@@ -123,56 +123,69 @@ def split_onetime_plan(text: str) -> list[tuple[int, str]]:
 # --------------------------------------------------------------------------- conversations
 
 
-def _subgoal_results(plan: Plan) -> list[str]:
-    results = []
-    for k, subgoal in enumerate(plan.subgoals, start=1):
-        result = subgoal.last_result
-        if result is None:
-            raise FormatError(f"subgoal {k}'s last action has no result", render_subgoal(k, subgoal),
-                              expected="'... = <result>' on the last action of every subgoal")
-        results.append(result)
-    return results
+def executed_result_feedback(subgoal_index: int, value: str) -> str:
+    """Training-file planner turn after subgoal ``subgoal_index`` (1-based): ``value`` as given
+    (the caller cuts it out of the annotation), the sentence stripped, then the question."""
+    return f"The executed result for Subgoal {subgoal_index} is {value}".strip() + STOP_QUESTION
 
 
-def _subgoal_lines(plan: Plan) -> list[str]:
-    return [render_subgoal(k, subgoal) for k, subgoal in enumerate(plan.subgoals, start=1)]
+def subgoal_done_feedback(done: str) -> str:
+    """Web-agent training-file planner turn: ``done`` is the subgoal's text, first letter lower-cased."""
+    return f"We have already {done}".strip(".").strip() + STOP_QUESTION
 
 
-def plan_messages(task: str, plan: Plan, domain: str, formulation: Formulation) -> list[Message]:
-    """The planning module's training conversation for one annotated task."""
+def plan_messages(task: str, subgoal_lines: Sequence[str], feedback: Sequence[str] | None = None) -> list[Message]:
+    """The planning module's training conversation.
+
+    ``subgoal_lines`` are the ``Subgoal k: ...`` lines as annotated. Without ``feedback`` the
+    conversation is onetime (one answer, the lines joined by ``"; "``); with it, iterative:
+    ``feedback[k]`` is the user turn after subgoal ``k``, and the planner stops after the last.
+    """
     messages = [{"role": USER, "content": plan_task_prompt(task)}]
-    if formulation == "onetime":
-        messages.append({"role": ASSISTANT, "content": "; ".join(_subgoal_lines(plan))})
+    if feedback is None:
+        messages.append({"role": ASSISTANT, "content": "; ".join(subgoal_lines)})
         return messages
-    results = None if domain == "web_agent" else _subgoal_results(plan)
-    for k, subgoal in enumerate(plan.subgoals, start=1):
-        messages.append({"role": ASSISTANT, "content": planner_answer(k, subgoal.text)})
-        feedback = web_plan_feedback(subgoal.text) if results is None else plan_feedback(k, results[k - 1])
-        messages.append({"role": USER, "content": feedback})
+    if len(feedback) != len(subgoal_lines):
+        raise ValueError(f"{len(subgoal_lines)} subgoals but {len(feedback)} feedback turns")
+    for k, (line, turn) in enumerate(zip(subgoal_lines, feedback)):
+        messages.append({"role": ASSISTANT, "content": line if k == 0 else KEEP_PLANNING + line})
+        messages.append({"role": USER, "content": turn})
     messages.append({"role": ASSISTANT, "content": STOP_PLANNING})
     return messages
 
 
-def ground_messages(task: str, plan: Plan, domain: str, formulation: Formulation) -> list[Message]:
-    """The grounding module's training conversation for one annotated task."""
-    numbered = number_outputs(plan)
-    lines = _subgoal_lines(plan)
-    if formulation == "onetime":
-        return [
-            {"role": USER, "content": ground_onetime_prompt(domain, task, lines)},
-            {"role": ASSISTANT, "content": render_actions(numbered.actions)},
-        ]
-    results = _subgoal_results(plan) if domain == "complex_qa" else []
+def ground_followup_prompt(subgoal_line: str, earlier_results: Sequence[tuple[str, str]] | None = None) -> str:
+    """A later iterative grounding turn of the training files. ``earlier_results`` (complex_qa)
+    are ``(label, result)`` pairs, the label as annotated (``"Subgoal 1"``)."""
+    if earlier_results is None:
+        return f"Subgoal to be grounded: {subgoal_line}\n"
+    text = f"Subgoal to be grounded: {subgoal_line} The grounding could be based on the following results:"
+    text += "".join(f" The execution result for {label} is {result}" for label, result in earlier_results)
+    return text + "\n"
+
+
+def ground_messages(domain: str, task: str, subgoal_lines: Sequence[str], answers: Sequence[str],
+                    earlier_results: Sequence[Sequence[tuple[str, str]] | None] | None = None) -> list[Message]:
+    """The grounding module's iterative training conversation: one user turn per subgoal line
+    (the first carries the instruction block), ``answers[k]`` the actions of subgoal ``k``."""
+    if len(answers) != len(subgoal_lines):
+        raise ValueError(f"{len(subgoal_lines)} subgoals but {len(answers)} answers")
+    earlier_results = earlier_results or [None] * len(subgoal_lines)
     messages: list[Message] = []
-    for k, (line, subgoal) in enumerate(zip(lines, numbered.subgoals), start=1):
-        if k == 1:
-            user = ground_instruction(domain, task) + ground_subgoal_prompt(line)
+    for k, (line, answer, earlier) in enumerate(zip(subgoal_lines, answers, earlier_results)):
+        if k == 0:
+            user = ground_instruction(domain, task) + f"Subgoal to be grounded: {line}\n"
         else:
-            previous = [(i, results[i - 1]) for i in range(1, k)] if results else []
-            user = ground_subgoal_prompt(line, previous)
+            user = ground_followup_prompt(line, earlier)
         messages.append({"role": USER, "content": user})
-        messages.append({"role": ASSISTANT, "content": render_actions(subgoal.actions)})
+        messages.append({"role": ASSISTANT, "content": answer})
     return messages
+
+
+def ground_onetime_messages(domain: str, task: str, subgoal_lines: Sequence[str], answer: str) -> list[Message]:
+    """The grounding module's onetime training conversation: every subgoal at once, every action in one answer."""
+    return [{"role": USER, "content": ground_onetime_prompt(domain, task, subgoal_lines)},
+            {"role": ASSISTANT, "content": answer}]
 
 
 def direct_messages(question: str, answer: str) -> list[Message]:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from lumos.format import FormatError, parse_plan
-from lumos.prompts import (
-    ground_messages, parse_planner_reply, plan_messages, render_chat, render_prompt, split_onetime_plan,
-)
+from lumos.convert.annotation import TRAINING_RULES, OutputNumbering, ground_conversation, plan_conversation
+from lumos.format import FormatError
+from lumos.prompts import parse_planner_reply, plan_messages, render_chat, render_prompt, split_onetime_plan
+
+
+def plan_conv(task: str, text: str, domain: str, form: str) -> list[dict]:
+    return plan_conversation(task, text, TRAINING_RULES[domain], form, OutputNumbering())
+
+
+def ground_conv(task: str, text: str, domain: str, form: str) -> list[dict]:
+    return ground_conversation(domain, task, text, TRAINING_RULES[domain], form, OutputNumbering())
+
 
 TASK = "Janet's ducks lay 16 eggs per day. How much does she make?"
-PLAN = parse_plan("""Subgoal 1: Calculate how many eggs Janet sells each day.
+PLAN = ("""Subgoal 1: Calculate how many eggs Janet sells each day.
 Action 1-1: R1 = Calculator(16 - 3 - 4) = 9
 
 Subgoal 2: Calculate how much she makes at the market.
@@ -50,7 +58,7 @@ PLAN_FIRST = ("Please provide a reasonable subgoal-based plan to solve the given
 
 
 def test_plan_iterative_maths():
-    assert plan_messages(TASK, PLAN, "maths", "iterative") == [
+    assert plan_conv(TASK, PLAN, "maths", "iterative") == [
         {"role": "user", "content": PLAN_FIRST},
         {"role": "assistant", "content": "Subgoal 1: Calculate how many eggs Janet sells each day."},
         {"role": "user", "content": "The executed result for Subgoal 1 is 9. Should we stop planning?"},
@@ -62,7 +70,7 @@ def test_plan_iterative_maths():
 
 
 def test_plan_onetime_maths():
-    assert plan_messages(TASK, PLAN, "maths", "onetime") == [
+    assert plan_conv(TASK, PLAN, "maths", "onetime") == [
         {"role": "user", "content": PLAN_FIRST},
         {"role": "assistant", "content": "Subgoal 1: Calculate how many eggs Janet sells each day.; "
                                          "Subgoal 2: Calculate how much she makes at the market."},
@@ -70,23 +78,24 @@ def test_plan_onetime_maths():
 
 
 def test_ground_iterative_and_onetime_maths():
-    assert ground_messages(TASK, PLAN, "maths", "iterative") == [
+    assert ground_conv(TASK, PLAN, "maths", "iterative") == [
         {"role": "user", "content": MATHS_BLOCK + "Task: " + TASK + " \n"
                                     "Subgoal to be grounded: Subgoal 1: Calculate how many eggs Janet sells each day.\n"},
         {"role": "assistant", "content": "R1 = Calculator(16 - 3 - 4)"},
         {"role": "user", "content": "Subgoal to be grounded: Subgoal 2: Calculate how much she makes at the market.\n"},
         {"role": "assistant", "content": "R2 = Calculator(R1 * 2)"},
     ]
-    assert ground_messages(TASK, PLAN, "maths", "onetime") == [
+    # onetime answers keep `Output` as annotated (the released files do; renaming is iterative only)
+    assert ground_conv(TASK, PLAN, "maths", "onetime") == [
         {"role": "user", "content": MATHS_BLOCK + "Task: " + TASK + " \n"
                                     "Subgoals to be grounded: Subgoal 1: Calculate how many eggs Janet sells each day.; "
                                     "Subgoal 2: Calculate how much she makes at the market.\n"},
-        {"role": "assistant", "content": "R1 = Calculator(16 - 3 - 4); R2 = Calculator(R1 * 2)"},
+        {"role": "assistant", "content": "R1 = Calculator(16 - 3 - 4); Output = Calculator(R1 * 2)"},
     ]
 
 
 def test_ground_iterative_complex_qa_carries_earlier_results():
-    plan = parse_plan("""Subgoal 1: Obtain the nationality of Scott Derrickson.
+    plan = ("""Subgoal 1: Obtain the nationality of Scott Derrickson.
 Action 1-1: R1 = KnowledgeQuery(Scott Derrickson) = WikipediaPage(Scott Derrickson)
 Action 1-2: R2 = QA([R1], Question: What is the nationality of Scott Derrickson?) = American
 
@@ -97,7 +106,7 @@ Action 2-2: R4 = QA([R3], Question: What is the nationality of Ed Wood?) = Ameri
 Subgoal 3: Compare the nationalities.
 Action 3-1: Output = QA([R2, R4], Question: Are they the same?) = yes""")
     task = "Were Scott Derrickson and Ed Wood of the same nationality?"
-    messages = ground_messages(task, plan, "complex_qa", "iterative")
+    messages = ground_conv(task, plan, "complex_qa", "iterative")
     assert messages[0]["content"] == (QA_BLOCK + "Task: " + task + " \nSubgoal to be grounded: "
                                       "Subgoal 1: Obtain the nationality of Scott Derrickson.\n")
     assert messages[1]["content"] == ("R1 = KnowledgeQuery(Scott Derrickson); "
@@ -113,21 +122,34 @@ Action 3-1: Output = QA([R2, R4], Question: Are they the same?) = yes""")
 
 
 def test_web_agent_plan_and_ground():
-    plan = parse_plan('Subgoal 1: Type New York into the From field.\nAction 1-1: TYPE(Env, "From", "New York")\n\n'
-                      'Subgoal 2: Click the Search button.\nAction 2-1: CLICK(Env, "Search")')
+    # web actions in the released format (FORMAT.md §1): output variable, page argument, labelled query/text
+    plan = ('Subgoal 1: Type New York into the From field.\nAction 1-1: R1 = TYPE(Env, QUERY: From, TEXT: New York)\n\n'
+            'Subgoal 2: Click the Search button.\nAction 2-1: R2 = CLICK(R1, QUERY: Search)')
     task = "Find flights from New York"
-    plan_conv = plan_messages(task, plan, "web_agent", "iterative")
-    assert plan_conv[2]["content"] == "We have already type New York into the From field. Should we stop planning?"
-    assert plan_conv[4]["content"] == "We have already click the Search button. Should we stop planning?"
-    ground = ground_messages(task, plan, "web_agent", "iterative")
+    conv = plan_conv(task, plan, "web_agent", "iterative")
+    assert conv[2]["content"] == "We have already type New York into the From field. Should we stop planning?"
+    assert conv[4]["content"] == "We have already click the Search button. Should we stop planning?"
+    ground = ground_conv(task, plan, "web_agent", "iterative")
     assert ground[0]["content"] == WEB_BLOCK + "Task: " + task + " \nSubgoal to be grounded: Subgoal 1: Type New York into the From field.\n"
-    assert ground[1]["content"] == 'TYPE(Env, "From", "New York")'
+    assert ground[1]["content"] == "R1 = TYPE(Env, QUERY: From, TEXT: New York)"
+    assert ground[3]["content"] == "R2 = CLICK(R1, QUERY: Search)"
 
 
-def test_missing_result_is_a_format_error():
-    plan = parse_plan("Subgoal 1: Add.\nAction 1-1: R1 = Calculator(1 + 1)")
-    with pytest.raises(FormatError, match="no result"):
-        plan_messages("t", plan, "maths", "iterative")
+def test_missing_result_gives_the_call_as_the_executed_result():
+    # the released files tell the planner the text after the action's last '=' (reference: maths edge_cases)
+    conv = plan_conv("t", "Subgoal 1: Add.\nAction 1-1: R1 = Calculator(1 + 1)", "maths", "iterative")
+    assert conv[2]["content"] == "The executed result for Subgoal 1 is Calculator(1 + 1). Should we stop planning?"
+
+
+def test_plan_messages_assembles_given_turns():
+    assert plan_messages("t", ["Subgoal 1: A.", "Subgoal 2: B."], ["f1", "f2"]) == [
+        {"role": "user", "content": "Please provide a reasonable subgoal-based plan to solve the given task.\n"
+                                    "Task: t; Initial Environment Description: None."},
+        {"role": "assistant", "content": "Subgoal 1: A."}, {"role": "user", "content": "f1"},
+        {"role": "assistant", "content": "No, I will keep planning. Subgoal 2: B."}, {"role": "user", "content": "f2"},
+        {"role": "assistant", "content": "Yes, I will stop planning."}]
+    with pytest.raises(ValueError, match="2 subgoals but 1 feedback"):
+        plan_messages("t", ["Subgoal 1: A.", "Subgoal 2: B."], ["f1"])
 
 
 def test_render_chat_is_tulu_with_assistant_spans():

@@ -18,6 +18,7 @@ CONVERTED = {"id": "mini:1", "task": "Janet has 16 eggs and eats 7. She sells th
              "ans": "18"}
 
 # Written by hand from FORMAT.md, as json.dumps writes them (ASCII, ", " and ": " separators).
+# Onetime grounding keeps `Output` as annotated, as the released files do (reference data, A_training).
 EXPECTED_PLAN_ITERATIVE = (
     '{"dataset": "maths", "id": "maths_0", "messages": ['
     '{"role": "user", "content": "Please provide a reasonable subgoal-based plan to solve the given task.\\n'
@@ -30,7 +31,7 @@ EXPECTED_PLAN_ITERATIVE = (
 EXPECTED_GROUND_ONETIME_TAIL = (
     'Task: Janet has 16 eggs and eats 7. She sells the rest at $2. What does she make? \\n'
     'Subgoals to be grounded: Subgoal 1: Calculate how many eggs Janet sells.; Subgoal 2: Calculate how much she makes.\\n"}, '
-    '{"role": "assistant", "content": "R1 = Calculator(16 - 7); R2 = Calculator(R1 * 2)"}]}\n')
+    '{"role": "assistant", "content": "R1 = Calculator(16 - 7); Output = Calculator(R1 * 2)"}]}\n')
 
 
 def _write_converted(root: Path, records: list[dict | str]) -> None:
@@ -54,15 +55,45 @@ def test_lumos_files_match_format_byte_for_byte(tmp_path):
     assert [m["content"] for m in ground["messages"][1::2]] == ["R1 = Calculator(16 - 7)", "R2 = Calculator(R1 * 2)"]
 
 
-def test_unparseable_annotations_are_reported_not_dropped(tmp_path, capsys):
+def test_unusable_annotations_are_reported_not_dropped(tmp_path, capsys):
     broken = dict(CONVERTED, id="mini:2", subgoal_plan="Here is the plan: add things")
-    _write_converted(tmp_path, [CONVERTED, broken, "{oops", json.dumps({"id": "mini:4"})])
+    _write_converted(tmp_path, [CONVERTED, broken, "{oops", json.dumps({"id": "mini:4"}), CONVERTED])
     process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path)])
     annots = tmp_path / "maths" / "train_annots"
-    assert len((annots / "lumos_maths_plan_iterative.jsonl").read_text().splitlines()) == 1
+    for module in ("plan", "ground"):
+        rows = [json.loads(line) for line in (annots / f"lumos_maths_{module}_iterative.jsonl").read_text().splitlines()]
+        assert [row["id"] for row in rows] == ["maths_0", "maths_4"]  # ids are input positions: they never shift
     skipped = [json.loads(line) for line in (annots / "lumos_maths_iterative.skipped.jsonl").read_text().splitlines()]
-    assert sorted(r["reason"] for r in skipped) == ["bad_input", "format_error", "missing_field"]
-    assert "format_error 1" in capsys.readouterr().out
+    assert [(r["index"], r["module"], r["reason"]) for r in skipped] == [
+        (1, "plan", "subgoal_without_action"), (1, "ground", "subgoal_without_action"),
+        (2, "plan", "bad_input"), (2, "ground", "bad_input"), (3, "plan", "missing_field"), (3, "ground", "missing_field")]
+    assert skipped[0]["source"].endswith("mini_converted.json:2")
+    assert "subgoal_without_action 2, bad_input 2, missing_field 2" in capsys.readouterr().out
+    process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path),
+                            "--compat", "exact"])
+    rows = [json.loads(line) for line in (annots / "lumos_maths_plan_iterative.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["maths_0", "maths_1"]  # the original numbers the records it writes
+
+
+def test_output_numbering_starts_afresh_per_record_unless_exact(tmp_path):
+    """The original's counter for `Output` carries over from the previous record; ours does not."""
+    only_output = dict(CONVERTED, subgoal_plan="Subgoal 1: Add.\nAction 1-1: Output = Calculator(2 + 3) = 5")
+    _write_converted(tmp_path, [only_output, CONVERTED, only_output])
+    annots = tmp_path / "maths" / "train_annots"
+
+    def answers(*extra: str) -> list[list[str]]:
+        process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path),
+                                *extra])
+        rows = [json.loads(line) for line in (annots / "lumos_maths_ground_iterative.jsonl").read_text().splitlines()]
+        return [[m["content"] for m in row["messages"][1::2]] for row in rows]
+
+    assert answers() == [["R1 = Calculator(2 + 3)"], ["R1 = Calculator(16 - 7)", "R2 = Calculator(R1 * 2)"],
+                         ["R1 = Calculator(2 + 3)"]]
+    # exact: the first record has no counter yet and is skipped; the third gets the second's R1 + 1
+    assert answers("--compat", "exact") == [["R1 = Calculator(16 - 7)", "R2 = Calculator(R1 * 2)"],
+                                            ["R2 = Calculator(2 + 3)"]]
+    skipped = [json.loads(line) for line in (annots / "lumos_maths_iterative.skipped.jsonl").read_text().splitlines()]
+    assert {(r["index"], r["reason"]) for r in skipped} == {(0, "output_before_any_variable")}
 
 
 def test_unified_and_baselines(tmp_path):
@@ -70,13 +101,18 @@ def test_unified_and_baselines(tmp_path):
     raw = tmp_path / "maths" / "raw_data"
     raw.mkdir()
     (raw / "gsm.jsonl").write_text(json.dumps({"question": "Q?", "answer": "A step ** 2+2 = <<2+2=4>>4 now.\n#### 4"}) + "\n")
+    (raw / "asdiv.jsonl").write_text(json.dumps({"question": "Q2?", "solution": "7+2=9", "answer": "9 (apples)"}) + "\n")
     process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path)])
     process_for_train.main(["--domain", "maths", "--formulation", "cot", "--data_dir", str(tmp_path)])
     process_for_train.main(["--domain", "maths", "--formulation", "direct", "--data_dir", str(tmp_path)])
-    cot = json.loads((tmp_path / "maths/train_annots/maths_cot.jsonl").read_text())
-    assert cot["messages"] == [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "2+2 = 4 now. Answer is 4."}]
-    direct = json.loads((tmp_path / "maths/train_annots/maths_direct.jsonl").read_text())
-    assert direct["messages"][1] == {"role": "assistant", "content": "4"}
+    # files in name order (asdiv before gsm); GSM8K's worked answer is kept with its markup, as the original keeps it
+    cot = [json.loads(row) for row in (tmp_path / "maths/train_annots/maths_cot.jsonl").read_text().splitlines()]
+    assert [row["messages"][1]["content"] for row in cot] == ["7+2=9. Answer is 9.",
+                                                            "A step ** 2+2 = <<2+2=4>>4 now. Answer is 4."]
+    direct = [json.loads(row) for row in (tmp_path / "maths/train_annots/maths_direct.jsonl").read_text().splitlines()]
+    assert [row["messages"] for row in direct] == [
+        [{"role": "user", "content": "Q2?"}, {"role": "assistant", "content": "9"}],
+        [{"role": "user", "content": "Q?"}, {"role": "assistant", "content": "4"}]]
     process_for_train.main(["--unified", "maths", "--data_dir", str(tmp_path)])
     unified = tmp_path / "unified/train_annots/lumos_unified_plan_iterative.jsonl"
     assert unified.read_text() == (tmp_path / "maths/train_annots/lumos_maths_plan_iterative.jsonl").read_text()

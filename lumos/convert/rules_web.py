@@ -2,14 +2,19 @@
 
 A Mind2Web step is written ``[<tag>]  <element text> -> <OP>[: <value>]``, for example
 ``[textbox]  From -> TYPE: New York`` or ``[svg]   -> CLICK`` (no element text). Each becomes
-one web action with no outputs and no result::
+one web action in the released format (FORMAT.md §1): it acts on the page left by the previous
+action (``Env`` for the first) and names the page it leads to::
 
-    TYPE(Env, "From", "New York")    CLICK(Env, "Search")    SELECT(Env, "Reservation type", "Dine-in")
+    R1 = TYPE(Env, QUERY: Type New York into the From field, TEXT: New York)
+    R2 = CLICK(R1, QUERY: Click the Search button)
+    R3 = SELECT(R2, QUERY: Select Dine-in in the Reservation type dropdown, TEXT: Dine-in)
 
-Argument conventions: the first argument is ``Env``; the query is the element text, or the
-tag when the element has no text (``CLICK(Env, "svg")``); string arguments are in double
-quotes, and a double quote inside one is written twice (``"27"" monitor"``) so that the
-format's quote-aware scanner stays balanced; :func:`parse_web_arguments` reads them back.
+The query is a short sentence describing the step (as in the released annotations); the text is
+the typed value or selected option, unchanged. The grammar is :mod:`lumos.tools.web`'s (one reader
+and writer for the whole project). A query must also pass ``lumos.format``'s scanner, which balances
+parentheses and quotes: an unmatched ``(`` or ``)`` of an element text (Mind2Web truncates long
+texts as ``(...``) is left out of the sentence and ``"`` is written ``'``; a value that the scanner
+could not read back raises :class:`WebReprError`, so the record is reported, never dropped silently.
 
 ``HOVER`` and ``ENTER`` steps become ``CLICK``, as Mind2Web itself maps them.
 
@@ -23,7 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lumos.format import Action, Plan, Subgoal
+from lumos.format import Action, FormatError, Plan, Subgoal, parse_action
+from lumos.tools.web import WebArgumentError, WebCall, parse_web_call
 
 WEB_OPERATIONS = ("CLICK", "TYPE", "SELECT")
 # Mind2Web's own mapping of its raw operations onto the three it evaluates.
@@ -81,70 +87,52 @@ def parse_action_repr(text: str) -> WebStep:
     return WebStep(" ".join(match.group("tag").split()), " ".join(match.group("text").split()), operation, value)
 
 
-# --------------------------------------------------------------------------- arguments
+# --------------------------------------------------------------------------- actions
 
 
-def quote_web_argument(text: str) -> str:
-    """Double-quote ``text``, writing each inner double quote twice (``27" TV`` -> ``"27"" TV"``)."""
-    return '"' + text.replace('"', '""') + '"'
+def _plain(text: str) -> str:
+    """``text`` without unmatched parentheses and with ``"`` written ``'`` (query sentences only)."""
+    text = text.replace('"', "'")
+    unmatched: set[int] = set()
+    opened: list[int] = []
+    for index, char in enumerate(text):
+        if char == "(":
+            opened.append(index)
+        elif char == ")":
+            if opened:
+                opened.pop()
+            else:
+                unmatched.add(index)
+    unmatched.update(opened)
+    return " ".join("".join(c for i, c in enumerate(text) if i not in unmatched).split())
 
 
-def parse_web_arguments(args: str) -> list[str]:
-    """Split web arguments into their values: ``Env, "q", "27"" TV"`` -> ``Env``, ``q``, ``27" TV``.
-
-    Quoted values may hold commas, parentheses and doubled quotes; bare words stay as they are.
-
-    Raises ValueError on an unterminated quote or text after a closing quote.
-    """
-    values: list[str] = []
-    pos, length = 0, len(args)
-    while True:
-        while pos < length and args[pos] == " ":
-            pos += 1
-        if pos < length and args[pos] == '"':
-            pos += 1
-            chunk: list[str] = []
-            while True:
-                end = args.find('"', pos)
-                if end < 0:
-                    raise ValueError(f"unterminated quote in arguments {args!r}")
-                chunk.append(args[pos:end])
-                if args.startswith('""', end):
-                    chunk.append('"')
-                    pos = end + 2
-                    continue
-                pos = end + 1
-                break
-            values.append("".join(chunk))
-            while pos < length and args[pos] == " ":
-                pos += 1
-            if pos < length and args[pos] != ",":
-                raise ValueError(f"text after a closing quote in arguments {args!r}")
-        else:
-            end = args.find(",", pos)
-            end = length if end < 0 else end
-            values.append(args[pos:end].strip())
-            pos = end
-        if pos >= length:
-            return values
-        pos += 1  # the comma
+def step_call(step: WebStep, page: str, output: str, query: str | None = None) -> WebCall:
+    """The web call of one step acting on ``page``; the query defaults to the step's description."""
+    try:
+        return WebCall(step.operation, page, _plain(query or _describe(step)), step.value, output)
+    except WebArgumentError as error:
+        raise WebReprError(step.element, f"no web action for this step ({error.reason})") from None
 
 
-def step_action(step: WebStep) -> Action:
-    """The web action of one step, e.g. ``TYPE(Env, "From", "New York")``."""
-    args = ["Env", quote_web_argument(step.query)]
-    if step.value is not None:
-        args.append(quote_web_argument(step.value))
-    return Action(tool=step.operation, args=", ".join(args))
+def step_action(step: WebStep, index: int = 1, query: str | None = None) -> Action:
+    """The ``index``-th (1-based) action of a trace: ``R<index> = OP(Env|R<index-1>, QUERY: ...[, TEXT: ...])``."""
+    page = "Env" if index == 1 else f"R{index - 1}"
+    action = step_call(step, page, f"R{index}", query).to_action()
+    try:
+        if parse_action(action.render()) != action:
+            raise FormatError("does not read back", action.render())
+    except FormatError:
+        raise WebReprError(step.value or step.element, "the value does not fit the action format "
+                                                         "(unbalanced quote or parenthesis)") from None
+    return action
 
 
 def action_step(action: Action) -> tuple[str, str, str | None]:
-    """``(operation, query, value)`` of a web action; ValueError when its arguments do not fit."""
-    values = parse_web_arguments(action.args)
-    expected = 2 if action.tool == "CLICK" else 3
-    if len(values) != expected or values[0] != "Env":
-        raise ValueError(f"{action.tool} takes {expected} arguments starting with Env, got {action.args!r}")
-    return action.tool, values[1], values[2] if expected == 3 else None
+    """``(operation, query, value)`` of a released-format web action; WebArgumentError (a ValueError)
+    when its arguments do not fit."""
+    call = parse_web_call(action)
+    return call.tool, call.query, call.text
 
 
 # --------------------------------------------------------------------------- subgoals
@@ -161,6 +149,10 @@ def _describe(step: WebStep) -> str:
     if step.element:
         return f"Click the {step.element} {noun}"
     return f"Click the {step.tag} {noun}" if step.tag else "Click the element"
+
+
+def _suggestion(step: WebStep) -> str:
+    return f"Choose the {step.element} suggestion"
 
 
 def _picks_suggestion(typed: WebStep, click: WebStep) -> bool:
@@ -183,7 +175,7 @@ def group_steps(steps: list[WebStep]) -> list[list[WebStep]]:
 
 def subgoal_text(group: list[WebStep]) -> str:
     if len(group) == 2:
-        return f"{_describe(group[0])} and choose the {group[1].element} suggestion."
+        return f"{_describe(group[0])} and {_suggestion(group[1])[0].lower()}{_suggestion(group[1])[1:]}."
     return _describe(group[0]) + "."
 
 
@@ -192,8 +184,14 @@ def web_plan(action_reprs: list[str]) -> Plan:
     if not action_reprs:
         raise WebReprError("", "empty action trace")
     steps = [parse_action_repr(text) for text in action_reprs]
-    return Plan(tuple(Subgoal(subgoal_text(group), tuple(step_action(s) for s in group))
-                      for group in group_steps(steps)))
+    subgoals, index = [], 0
+    for group in group_steps(steps):
+        actions = []
+        for position, step in enumerate(group):
+            index += 1
+            actions.append(step_action(step, index, _suggestion(step) if position == 1 else None))
+        subgoals.append(Subgoal(_plain(subgoal_text(group)), tuple(actions)))
+    return Plan(tuple(subgoals))
 
 
 def mind2web_plan(task) -> Plan:

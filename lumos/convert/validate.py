@@ -9,9 +9,11 @@ Maths annotations are verified by executing them; the other domains are checked 
   title and in the text after ``Query:``/``Question:`` an undefined ``R<n>`` is taken as a word,
   as in ``Audi R8``); each subgoal ends
   with a result (the iterative planner is told it);
-- web agent: actions have no outputs and no results, their arguments are ``Env`` and quoted
-  strings (``lumos.convert.rules_web`` conventions), and the (operation, value) sequence
-  equals the gold Mind2Web ``action_reprs`` (values compared ignoring case and spacing).
+- web agent: actions are in the released format (``lumos.tools.web``'s grammar): each has one
+  output, numbered ``R1, R2, ...`` in order, acts on the page the previous action left (``Env``
+  for the first) and states no result; only the page argument names a variable (``R9`` in a
+  query is a word); and the (operation, value) sequence equals the gold Mind2Web
+  ``action_reprs`` (values compared ignoring case and spacing).
 
 Each check returns a list of :class:`Problem`; an empty list means valid.
 """
@@ -21,8 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from lumos.convert.rules_web import WebReprError, action_step, parse_action_repr
+from lumos.convert.rules_web import WebReprError, parse_action_repr
 from lumos.format import OUTPUT, FormatError, Plan, parse_plan, variables_used
+from lumos.tools.web import WebArgumentError, parse_web_call
 from lumos.vocabulary import vocabulary
 
 # Problem kinds
@@ -126,14 +129,27 @@ def web_actions(plan: Plan) -> tuple[list[tuple[str, str, str | None]], list[Pro
     """``(operation, query, value)`` of each web action, and the problems of those that do not fit."""
     steps: list[tuple[str, str, str | None]] = []
     problems: list[Problem] = []
+    page = "Env"
+    count = 0
     for k, subgoal in enumerate(plan.subgoals, start=1):
         for j, action in enumerate(subgoal.actions, start=1):
-            if action.outputs or action.result is not None:
-                problems.append(Problem(WEB_SHAPE, "web actions take no output variable and state no result", k, j))
+            count += 1
+            if action.result is not None:
+                problems.append(Problem(WEB_SHAPE, "a web action states no result", k, j))
             try:
-                steps.append(action_step(action))
-            except ValueError as error:
+                call = parse_web_call(action)
+            except WebArgumentError as error:
                 problems.append(Problem(WEB_SHAPE, str(error), k, j))
+                page = f"R{count}"  # one bad action is one problem: the next is checked as if it were right
+                continue
+            steps.append((call.tool, call.query, call.text))
+            if call.output != f"R{count}":
+                problems.append(Problem(OUTPUT_NUMBERING, f"output {call.output or 'missing'}, expected R{count}", k, j))
+            if call.env_name != page:
+                problems.append(Problem(UNDEFINED_VARIABLE if call.env_name != "Env" and
+                                        int(call.env_name[1:]) >= count else WEB_SHAPE,
+                                        f"acts on {call.env_name}, expected the current page {page}", k, j))
+            page = f"R{count}"  # a misnumbered output is reported once, above
     return steps, problems
 
 

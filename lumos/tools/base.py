@@ -58,13 +58,17 @@ class Toolbox:
     def tool_names(self) -> tuple[str, ...]:
         return tuple(self.tools)
 
+    def variables_in(self, action: Action) -> list[int]:
+        """The ``R<n>`` an action refers to (all in its arguments; a domain may narrow this)."""
+        return variables_used(action.args)
+
     def execute(self, action: Action, variables: dict[str, str]) -> str:
         """Run ``action``, store its values under ``action.outputs`` in ``variables``, return the result text."""
         tool = self.tools.get(action.tool)
         if tool is None:
             raise ToolError(f"unknown tool {action.tool!r} in domain {self.domain!r}; "
                             f"available: {', '.join(self.tools)}")
-        undefined = sorted({f"R{n}" for n in variables_used(action.args)} - set(variables), key=lambda v: int(v[1:]))
+        undefined = sorted({f"R{n}" for n in self.variables_in(action)} - set(variables), key=lambda v: int(v[1:]))
         if undefined:
             raise ToolError(f"{action.tool}({action.args}): undefined variable(s) {', '.join(undefined)}; "
                             f"defined: {', '.join(variables) or 'none'}")

@@ -1,27 +1,26 @@
 """Web execution module: ``CLICK``, ``TYPE`` and ``SELECT`` over a page's candidate elements.
 
-A grounded web action names its target in words (``CLICK(Env, "search button")``); executing it
-means resolving that Query to ONE element of the page. Which element wins is decided by a
+A grounded web action names its target in words, in the released format
+(``R1 = CLICK(Env, QUERY: Click the search button)``, grammar below); executing it means resolving
+that query to ONE element of the page. Which element wins is decided by a
 pluggable :class:`Ranker`: lexical BM25 (bm25s) by default, or a sentence-transformers
 cross-encoder / bi-encoder (e.g. MindAct's DeBERTa candidate generator) when a model is given.
 The result is the chosen element; moving to the next page is the environment's business.
 
 Model output is untrusted: arguments are parsed strictly and a malformed call raises
-:class:`WebActionError` naming the action and what was expected.
+:class:`WebArgumentError` (a :class:`WebActionError`) quoting the text and naming the expected shape.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
 from lumos.format import Action
 from lumos.tools.base import ToolError, Toolbox
 
 WEB_TOOL_NAMES = ("CLICK", "TYPE", "SELECT")
-_VARIABLE = re.compile(r"(?:Env|R[1-9]\d*)")
-_LABELLED = re.compile(r"QUERY:\s*(?P<query>.*?)(?:,\s*TEXT:\s*(?P<text>.*))?", re.DOTALL)
 
 
 class WebActionError(ToolError, ValueError):
@@ -185,83 +184,138 @@ def top_k(ranker: Ranker, query: str, elements: Sequence[Element], k: int) -> li
     return [element for element, _ in rank(ranker, query, elements)[:k]]
 
 
-# --------------------------------------------------------------------------- argument parsing
+# --------------------------------------------------------------------------- the web-argument grammar
+#
+# Reader and writer of the released web-action format (FORMAT.md §1), side by side:
+#
+#     R1 = CLICK(Env, QUERY: Enter the site for flight + cruise)
+#     R3 = TYPE(R2, QUERY: Type Atlanta as the departure location, TEXT: Atlanta)
+#     R7 = SELECT(R6, QUERY: Click 6 nights as the living period for the hotel, TEXT: 6 nights)
+#
+# The first argument is the page the action acts on (``Env`` or an earlier output ``R<n>``); the
+# query runs from ``QUERY:`` to the first ``, TEXT:`` (or the end), the text from there to the end.
+# Both are free text: quotes, commas, parentheses and words such as ``R9`` in them are data, never
+# syntax or variables. The call's arguments end at the LAST ``)`` of the action.
+
+PAGE_PATTERN = r"(?:Env|R[1-9]\d*)"
+_PAGE = re.compile(PAGE_PATTERN)
+QUERY_LABEL, TEXT_LABEL = "QUERY:", "TEXT:"
+_TEXT_SEPARATOR = re.compile(r",\s*TEXT:")
+_QUERY_START = re.compile(rf"(?P<page>[^,]*),\s*QUERY:(?P<rest>.*)", re.DOTALL)
+_OUTPUT_PREFIX = re.compile(r"(?P<output>R[1-9]\d*|Output) = ")
+_CALL_START = re.compile(r"(?P<tool>[A-Za-z_][A-Za-z0-9_]*)\(")
+# Where a grounding reply may be split into actions: "; " followed by the next "Rk = VERB(".
+_ACTION_BOUNDARY = re.compile(r"; (?=(?:R[1-9]\d*|Output) = [A-Za-z_][A-Za-z0-9_]*\(|[A-Za-z_][A-Za-z0-9_]*\()")
 
 
-def _split_arguments(args: str) -> list[str]:
-    """Split on commas outside double quotes."""
-    parts, current, in_quote = [], [], False
-    for char in args:
-        if char == '"':
-            in_quote = not in_quote
-        if char == "," and not in_quote:
-            parts.append("".join(current).strip())
-            current = []
-            continue
-        current.append(char)
-    if in_quote:
-        raise WebActionError(f"unterminated quote in arguments {args!r}")
-    parts.append("".join(current).strip())
-    return parts
+class WebArgumentError(WebActionError):
+    """Web action text that does not fit the released grammar; the message quotes it and names
+    the expected shape."""
+
+    def __init__(self, reason: str, text: str, expected: str):
+        self.reason = reason
+        self.text = text
+        self.expected = expected
+        super().__init__(f"{reason}: {text!r} (expected {expected})")
 
 
-def _unquote(text: str) -> str:
-    """``"27"" monitor"`` -> ``27" monitor``: a quoted value writes an inner quote twice
-    (``lumos.convert.rules_web.quote_web_argument``)."""
-    text = text.strip()
-    if len(text) >= 2 and text[0] == text[-1] == '"':
-        return text[1:-1].replace('""', '"')
-    return text
+def web_shape(tool: str) -> str:
+    """The expected shape of ``tool``'s call, for error messages."""
+    if tool == "CLICK":
+        return "'Rk = CLICK(Env|R<n>, QUERY: <query>)'"
+    return f"'Rk = {tool}(Env|R<n>, QUERY: <query>, TEXT: <text>)'"
 
 
 @dataclass(frozen=True)
 class WebCall:
-    """A parsed web action: ``tool(env_name, query[, text])``."""
+    """A parsed web action: ``tool(env_name, QUERY: query[, TEXT: text])``; ``env_name`` is the page
+    acted on (``Env`` or ``R<n>``), ``output`` the variable naming the page that follows (if any)."""
 
     tool: str
     env_name: str
     query: str
     text: str | None = None
+    output: str | None = None
+
+    def __post_init__(self) -> None:
+        expected = web_shape(self.tool)
+        if self.tool not in WEB_TOOL_NAMES:
+            raise WebArgumentError(f"{self.tool!r} is not a web action", self.tool, " or ".join(WEB_TOOL_NAMES))
+        if not _PAGE.fullmatch(self.env_name):
+            raise WebArgumentError("the page argument is not Env or R<n>", self.env_name, expected)
+        if not self.query or self.query != self.query.strip():
+            raise WebArgumentError("the query is empty or has surrounding whitespace", self.query, expected)
+        if _TEXT_SEPARATOR.search(self.query):
+            raise WebArgumentError("the query contains ', TEXT:'", self.query, expected)
+        if (self.text is None) != (self.tool == "CLICK"):
+            reason = "CLICK takes no TEXT" if self.tool == "CLICK" else f"{self.tool} needs a TEXT"
+            raise WebArgumentError(reason, str(self.text), expected)
+        if self.text is not None and (not self.text or self.text != self.text.strip()):
+            raise WebArgumentError("the text is empty or has surrounding whitespace", self.text, expected)
+
+    def args(self) -> str:
+        """The argument string: ``Env, QUERY: q`` or ``R2, QUERY: q, TEXT: t``."""
+        args = f"{self.env_name}, {QUERY_LABEL} {self.query}"
+        return args if self.text is None else f"{args}, {TEXT_LABEL} {self.text}"
+
+    def to_action(self, output: str | None = None) -> Action:
+        """The action ``output = TOOL(args)``; ``output`` defaults to the call's own."""
+        output = output or self.output
+        return Action(tool=self.tool, args=self.args(), outputs=(output,) if output else ())
+
+    def render(self) -> str:
+        return self.to_action().render(with_result=False)
+
+
+def render_web_action(tool: str, page: str, query: str, text: str | None = None, output: str | None = None) -> str:
+    """``render_web_action("TYPE", "R2", "Type Atlanta", "Atlanta", "R3")`` ->
+    ``R3 = TYPE(R2, QUERY: Type Atlanta, TEXT: Atlanta)``; WebArgumentError when it would not read back."""
+    return WebCall(tool, page, query, text, output).render()
+
+
+def parse_web_args(tool: str, args: str) -> WebCall:
+    """Read ``Env, QUERY: q[, TEXT: t]`` as ``tool``'s arguments (strict; whitespace around the
+    query and text is not part of them)."""
+    expected = web_shape(tool)
+    if tool not in WEB_TOOL_NAMES:
+        raise WebArgumentError(f"{tool!r} is not a web action", tool, " or ".join(WEB_TOOL_NAMES))
+    match = _QUERY_START.fullmatch(args)
+    if not match:
+        raise WebArgumentError(f"{tool} arguments lack ', QUERY:' after the page", args, expected)
+    page, rest = match.group("page").strip(), match.group("rest")
+    separator = _TEXT_SEPARATOR.search(rest)
+    query = (rest[:separator.start()] if separator else rest).strip()
+    text = rest[separator.end():].strip() if separator else None
+    return WebCall(tool, page, query, text)
 
 
 def parse_web_call(action: Action) -> WebCall:
-    """Parse ``CLICK(Env, "q")``, ``TYPE(Env, "q", "text")``, ``SELECT(R2, "q", "v")``.
+    """Parse a web :class:`~lumos.format.Action`'s arguments; its single output, if any, is kept."""
+    if len(action.outputs) > 1:
+        raise WebArgumentError("a web action has one output", action.render(with_result=False),
+                               web_shape(action.tool))
+    call = parse_web_args(action.tool, action.args)
+    return replace(call, output=action.outputs[0]) if action.outputs else call
 
-    Also accepted: the labelled form ``CLICK(Env, QUERY: q)`` / ``TYPE(Env, QUERY: q, TEXT: t)``
-    and unquoted arguments (for TYPE/SELECT the text is then what follows the last comma).
-    """
-    if action.tool not in WEB_TOOL_NAMES:
-        raise WebActionError(f"{action.tool!r} is not a web action; expected one of {', '.join(WEB_TOOL_NAMES)}")
-    needs_text = action.tool != "CLICK"
-    env_name, separator, rest = action.args.partition(",")
-    env_name, rest = env_name.strip(), rest.strip()
-    if not _VARIABLE.fullmatch(env_name) or not separator or not rest:
-        shape = f'{action.tool}(Env, "Query", "Text")' if needs_text else f'{action.tool}(Env, "Query")'
-        raise WebActionError(f"bad arguments in {action.render(with_result=False)!r}: expected {shape}")
-    labelled = _LABELLED.fullmatch(rest)
-    if labelled:
-        query, text = labelled.group("query").strip(), labelled.group("text")
-        text = _unquote(text) if text is not None else None
-        query = _unquote(query)
-    elif '"' in rest:
-        parts = [_unquote(part) for part in _split_arguments(rest)]
-        query, text = parts[0], (parts[1] if len(parts) > 1 else None)
-        if len(parts) > 2:
-            raise WebActionError(f"too many arguments in {action.render(with_result=False)!r}")
-    elif needs_text:
-        query, _, text = rest.rpartition(",")
-        query, text = query.strip(), text.strip()
-        if not query:
-            query, text = text, None
-    else:
-        query, text = rest, None
-    if not query:
-        raise WebActionError(f"empty Query in {action.render(with_result=False)!r}")
-    if needs_text and text is None:
-        raise WebActionError(f"{action.tool} needs a Text argument: {action.render(with_result=False)!r}")
-    if not needs_text and text is not None:
-        raise WebActionError(f"CLICK takes no Text argument: {action.render(with_result=False)!r}")
-    return WebCall(action.tool, env_name, query, text)
+
+def parse_web_action(text: str) -> Action:
+    """One web action's text as an :class:`Action`: ``[Rk = ]TOOL(args)``, args ending at the last ``)``
+    (a query may hold quotes and unbalanced parentheses). The tool is not checked here."""
+    stripped = text.strip()
+    prefix = _OUTPUT_PREFIX.match(stripped)
+    rest = stripped[prefix.end():] if prefix else stripped
+    call = _CALL_START.match(rest)
+    if not call or not rest.endswith(")"):
+        raise WebArgumentError("not a web action", text, "'Rk = TOOL(Env|R<n>, QUERY: ...)'")
+    outputs = (prefix.group("output"),) if prefix else ()
+    return Action(tool=call.group("tool"), args=rest[call.end():-1], outputs=outputs)
+
+
+def parse_web_actions(reply: str) -> list[Action]:
+    """A grounding reply's actions, split at ``"; "`` only where the next action starts."""
+    if not reply.strip():
+        raise WebArgumentError("no action", reply, "'Rk = TOOL(Env|R<n>, QUERY: ...)'")
+    return [parse_web_action(part) for part in _ACTION_BOUNDARY.split(reply.strip())]
 
 
 # --------------------------------------------------------------------------- the tools
@@ -296,12 +350,16 @@ def SELECT(env: WebPage, query: str, text: str, *, ranker: Ranker | None = None)
 WEB_TOOLS = {"CLICK": CLICK, "TYPE": TYPE, "SELECT": SELECT}
 
 
-def execute_web_action(action: Action, env: WebPage, ranker: Ranker | None = None) -> WebActionResult:
-    """Parse and execute one grounded web action on ``env``."""
-    call = parse_web_call(action)
+def execute_call(call: WebCall, env: WebPage, ranker: Ranker | None = None) -> WebActionResult:
+    """Execute a parsed web call on ``env`` (its page argument is the caller's business)."""
     if call.tool == "CLICK":
         return CLICK(env, call.query, ranker=ranker)
     return WEB_TOOLS[call.tool](env, call.query, call.text, ranker=ranker)
+
+
+def execute_web_action(action: Action, env: WebPage, ranker: Ranker | None = None) -> WebActionResult:
+    """Parse and execute one grounded web action on ``env``."""
+    return execute_call(parse_web_call(action), env, ranker)
 
 
 # --------------------------------------------------------------------------- the toolbox
@@ -335,6 +393,11 @@ class WebToolbox(Toolbox):
 
     environment: WebEnvironment | None = None
 
+    def variables_in(self, action: Action) -> list[int]:
+        """Only the page argument names a variable: ``R9`` inside a query or text is a word."""
+        page = action.args.split(",", 1)[0].strip()
+        return [int(page[1:])] if re.fullmatch(r"R[1-9]\d*", page) else []
+
     @property
     def episode_end(self) -> str | None:
         return getattr(self.environment, "episode_end", None)
@@ -343,8 +406,9 @@ class WebToolbox(Toolbox):
 def web_toolbox(environment: WebEnvironment | WebPage | None = None, ranker: Ranker | None = None) -> WebToolbox:
     """The ``web_agent`` toolbox: ``Env`` is the environment's current page (its candidate elements).
 
-    Each action resolves its Query to one element with ``ranker`` (BM25 when None), tells the
-    environment, and returns the chosen element as text (``[button] Search -> CLICK``). Without an
+    Each action resolves its query to one element with ``ranker`` (BM25 when None), tells the
+    environment, and returns the chosen element as text (``[button] Search -> CLICK``); the page
+    argument (``Env`` or ``R<n>``) must name a page seen already, and the current page is acted on. Without an
     environment the tools refuse to run, with a message saying so.
     """
     from lumos.vocabulary import vocabulary

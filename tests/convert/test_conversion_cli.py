@@ -191,8 +191,9 @@ def test_small_web_file_and_bad_action_repr(tmp_path, capsys):
     assert code == 1
     records = read_jsonl(tmp_path / "out/mind2web_converted.json")
     assert [r["subgoal_plan"] for r in records] == [
-        'Subgoal 1: Type shoes into the Search search box.\nAction 1-1: TYPE(Env, "Search", "shoes")\n\n'
-        'Subgoal 2: Click the Go button.\nAction 2-1: CLICK(Env, "Go")']
+        "Subgoal 1: Type shoes into the Search search box.\n"
+        "Action 1-1: R1 = TYPE(Env, QUERY: Type shoes into the Search search box, TEXT: shoes)\n\n"
+        "Subgoal 2: Click the Go button.\nAction 2-1: R2 = CLICK(R1, QUERY: Click the Go button)"]
     assert "ans" not in records[0]  # Mind2Web has no gold answer
     failed = read_jsonl(tmp_path / "out/mind2web_converted.failed.jsonl")
     assert [(r["id"], r["reason"]) for r in failed] == [("mind2web:2", "bad_action_repr")]

@@ -7,25 +7,24 @@ import re
 
 import pytest
 
-from lumos.convert.rules_web import (WebReprError, action_step, parse_action_repr, parse_web_arguments,
-                                     step_action, web_plan)
+from lumos.convert.rules_web import WebReprError, action_step, parse_action_repr, step_action, web_plan
 from lumos.convert.validate import validate_web
 from lumos.format import parse_plan, render_plan
 
 
-def test_plan_text_and_actions():
+def test_plan_text_and_actions_in_the_released_format():
     plan = web_plan(["[textbox]  From -> TYPE: New York", "[button]  Search -> CLICK",
                      "[combobox]  Reservation type -> SELECT: Dine-in", "[svg]   -> CLICK"])
     assert render_plan(plan) == (
         "Subgoal 1: Type New York into the From field.\n"
-        'Action 1-1: TYPE(Env, "From", "New York")\n\n'
+        "Action 1-1: R1 = TYPE(Env, QUERY: Type New York into the From field, TEXT: New York)\n\n"
         "Subgoal 2: Click the Search button.\n"
-        'Action 2-1: CLICK(Env, "Search")\n\n'
+        "Action 2-1: R2 = CLICK(R1, QUERY: Click the Search button)\n\n"
         "Subgoal 3: Select Dine-in in the Reservation type dropdown.\n"
-        'Action 3-1: SELECT(Env, "Reservation type", "Dine-in")\n\n'
+        "Action 3-1: R3 = SELECT(R2, QUERY: Select Dine-in in the Reservation type dropdown, TEXT: Dine-in)\n\n"
         "Subgoal 4: Click the svg icon.\n"
-        'Action 4-1: CLICK(Env, "svg")')
-    assert all(not a.outputs and a.result is None for a in plan.actions)
+        "Action 4-1: R4 = CLICK(R3, QUERY: Click the svg icon)")
+    assert all(a.result is None for a in plan.actions)
 
 
 def test_typing_then_picking_the_suggestion_is_one_subgoal():
@@ -34,18 +33,21 @@ def test_typing_then_picking_the_suggestion_is_one_subgoal():
     assert [len(s.actions) for s in plan.subgoals] == [2, 1]
     assert plan.subgoals[0].text == ("Type Boston, NY into the Find a location search box "
                                      "and choose the Boston, NY suggestion.")
+    assert [a.render() for a in plan.subgoals[0].actions] == [
+        "R1 = TYPE(Env, QUERY: Type Boston, NY into the Find a location search box, TEXT: Boston, NY)",
+        "R2 = CLICK(R1, QUERY: Choose the Boston, NY suggestion)"]
 
 
 def test_quotes_parentheses_and_hover():
-    step = parse_action_repr('[textbox]  Search (... -> TYPE: 27" monitor (4K')
-    action = step_action(step)
-    assert action.render() == 'TYPE(Env, "Search (...", "27"" monitor (4K")'
+    step = parse_action_repr('[textbox]  Search "deals" (... -> TYPE: 27 inch (4K)')
+    action = step_action(step, 3)
+    # the query sentence drops the unmatched '(' and writes '"' as "'"; the value is kept as it is
+    assert action.render() == "R3 = TYPE(R2, QUERY: Type 27 inch (4K) into the Search 'deals' ... field, TEXT: 27 inch (4K))"
     reparsed = parse_plan("Subgoal 1: Type.\nAction 1-1: " + action.render()).actions[0]
-    assert action_step(reparsed) == ("TYPE", "Search (...", '27" monitor (4K')
+    assert action_step(reparsed) == ("TYPE", "Type 27 inch (4K) into the Search 'deals' ... field", "27 inch (4K)")
     assert parse_action_repr("[link]  MMA -> HOVER").operation == "CLICK"
-    assert parse_web_arguments('Env, "a, ""b""", c') == ["Env", 'a, "b"', "c"]
-    with pytest.raises(ValueError, match="unterminated"):
-        parse_web_arguments('Env, "a')
+    with pytest.raises(WebReprError, match="does not fit the action format"):
+        web_plan(['[textbox]  Size -> TYPE: 27" monitor'])
 
 
 @pytest.mark.parametrize("text", ["Search -> CLICK", "[button] Go -> SCROLL", "[textbox] From -> TYPE",
@@ -71,7 +73,7 @@ def test_mind2web_train_sample(shared_data):
     for record in records:
         _check(record["action_reprs"])
     first = web_plan(records[0]["action_reprs"])
-    assert first.actions[0].render() == 'SELECT(Env, "Reservation type", "Dine-in")'
+    assert first.actions[0].render() == "R1 = SELECT(Env, QUERY: Select Dine-in in the Reservation type dropdown, TEXT: Dine-in)"
 
 
 @pytest.mark.shared_data

@@ -95,8 +95,10 @@ SQ_A = ("R1 = KnowledgeQuery(Cat); R2 = ParagraphRetrieve(R1, Query: How much do
 WEB_TASK = MIND2WEB["confirmed_task"]
 WEB_S = ("Subgoal 1: Type New York into the From field and choose the New York suggestion.",
          "Subgoal 2: Select Economy in the Cabin dropdown.", "Subgoal 3: Click the Search button.")
-WEB_A = ('TYPE(Env, "From", "New York"); CLICK(Env, "New York")', 'SELECT(Env, "Cabin", "Economy")',
-         'CLICK(Env, "Search")')
+WEB_A = ("R1 = TYPE(Env, QUERY: Type New York into the From field, TEXT: New York); "
+         "R2 = CLICK(R1, QUERY: Choose the New York suggestion)",
+         "R3 = SELECT(R2, QUERY: Select Economy in the Cabin dropdown, TEXT: Economy)",
+         "R4 = CLICK(R3, QUERY: Click the Search button)")
 KEEP, STOP = "No, I will keep planning. ", "Yes, I will stop planning."
 GROUNDED_AFTER = " The grounding could be based on the following results:"
 

@@ -47,26 +47,40 @@ def test_undefined_variable_names_the_action():
 
 
 GOLD = ["[textbox]  From -> TYPE: New York", "[button]  Search -> CLICK", "[combobox]  Size -> SELECT: 2"]
-GOOD_WEB = ('Subgoal 1: Type New York into the From field.\nAction 1-1: TYPE(Env, "From", "new  york")\n\n'
-            'Subgoal 2: Search and pick the size.\nAction 2-1: CLICK(Env, "Search button")\n'
-            'Action 2-2: SELECT(Env, "Size", "2")')
+GOOD_WEB = ("Subgoal 1: Type New York into the From field.\n"
+            "Action 1-1: R1 = TYPE(Env, QUERY: Type New York into the From field, TEXT: new  york)\n\n"
+            "Subgoal 2: Search and pick the size.\nAction 2-1: R2 = CLICK(R1, QUERY: Click the Search button)\n"
+            "Action 2-2: R3 = SELECT(R2, QUERY: Pick size 2 (not R9), TEXT: 2)")
 
 
 def test_web_matches_gold_by_operation_and_value():
     assert validate_web(GOOD_WEB, GOLD) == []
     assert validate_web(GOOD_WEB) == []
-    wrong_value = validate_web(GOOD_WEB.replace('"2")', '"3")'), GOLD)
+    wrong_value = validate_web(GOOD_WEB.replace("TEXT: 2)", "TEXT: 3)"), GOLD)
     assert _kinds(wrong_value) == [GOLD_MISMATCH] and "SELECT: 2" in wrong_value[0].reason
-    swapped = validate_web(GOOD_WEB.replace('CLICK(Env, "Search button")', 'TYPE(Env, "Search", "x")'), GOLD)
+    swapped = validate_web(GOOD_WEB.replace("CLICK(R1, QUERY: Click the Search button)",
+                                            "TYPE(R1, QUERY: Search, TEXT: x)"), GOLD)
     assert _kinds(swapped) == [GOLD_MISMATCH]
-    shorter = validate_web(GOOD_WEB.replace('\nAction 2-2: SELECT(Env, "Size", "2")', ""), GOLD)
+    shorter = validate_web(GOOD_WEB.split("\nAction 2-2")[0], GOLD)
     assert _kinds(shorter) == [GOLD_MISMATCH] and "2 actions for 3 gold steps" in shorter[0].reason
 
 
-def test_web_shape_problems():
-    assert _kinds(validate_web(GOOD_WEB.replace("CLICK(Env", "R1 = CLICK(Env"), GOLD)) == [WEB_SHAPE]
-    assert _kinds(validate_web(GOOD_WEB.replace('CLICK(Env, "Search button")', 'CLICK(Env)'), GOLD)) == [WEB_SHAPE]
-    assert _kinds(validate_web(GOOD_WEB.replace("SELECT(", "SCROLL("), GOLD)) == [UNKNOWN_TOOL]
+@pytest.mark.parametrize("old, new, kinds", [
+    ('R2 = CLICK(R1, QUERY: Click the Search button)', 'CLICK(Env, "Search button")', [WEB_SHAPE]),  # quoted form
+    ('R2 = CLICK(R1, QUERY: Click the Search button)', 'R2 = CLICK(R1)', [WEB_SHAPE]),
+    ('R2 = CLICK(R1, QUERY: Click the Search button)', 'R2 = CLICK(R1, QUERY: Search, TEXT: x)', [WEB_SHAPE]),
+    ('R2 = CLICK(R1, QUERY: Click the Search button)', 'R2 = CLICK(R1, QUERY: Search) = done', [WEB_SHAPE]),
+    ('R2 = CLICK(R1, QUERY: Click the Search button)', 'CLICK(R1, QUERY: Search)', [OUTPUT_NUMBERING]),
+    ('R2 = CLICK(R1, QUERY: Click the Search button)', 'R5 = CLICK(R1, QUERY: Search)', [OUTPUT_NUMBERING]),
+    ('R2 = CLICK(R1, QUERY: Click the Search button)', 'R2 = CLICK(Env, QUERY: Search)', [WEB_SHAPE]),
+    ('R3 = SELECT(R2,', 'R3 = SELECT(R4,', [UNDEFINED_VARIABLE]),
+    ("SELECT(", "SCROLL(", [UNKNOWN_TOOL]),
+])
+def test_web_shape_problems(old, new, kinds):
+    assert _kinds(validate_web(GOOD_WEB.replace(old, new), GOLD)) == kinds
+
+
+def test_web_annotation_edge_cases():
     assert _kinds(validate_annotation({"subgoal_plan": ""}, "web_agent")) == [FORMAT]
     with pytest.raises(ValueError, match="verified by execution"):
         validate_annotation({"subgoal_plan": GOOD_QA}, "maths")

@@ -104,3 +104,27 @@ def test_each_run_gets_a_fresh_scratch_dir():
     second = run_code("import os\n(os.getcwd(), os.path.exists('mark'))").value
     assert first not in second and "False" in second
     assert not os.path.exists(first)  # removed after the run
+
+
+def test_a_weaker_fallback_is_announced_once(monkeypatch):
+    from lumos.tools import sandbox
+
+    monkeypatch.setattr(sandbox, "_probe", lambda: ("rlimits", "bubblewrap (bwrap) is not installed"))
+    monkeypatch.setattr(sandbox, "_warned", set())
+    with pytest.warns(sandbox.SandboxWarning, match="bwrap.*not installed") as caught:
+        assert run_code("6 * 7").value == "42"
+        assert run_code("1 + 1").value == "2"
+    assert len([w for w in caught if issubclass(w.category, sandbox.SandboxWarning)]) == 1
+
+
+def test_variables_are_bound_as_data_not_source():
+    result = run_code("R2 * 2", variables={"R1": "__import__('os').system('true')", "R2": 21})
+    assert result.value == "42"
+    assert run_code("R1", variables={"R1": "__import__('os')"}).value == "__import__('os')"
+
+
+def test_output_flood_is_cut_off_and_the_whole_call_is_bounded():
+    start = time.monotonic()
+    with pytest.raises(SandboxError, match="output|time limit"):
+        run_code("import os\nwhile True:\n    os.write(1, b'x' * 65536)", timeout=1.0)
+    assert time.monotonic() - start < 2.0

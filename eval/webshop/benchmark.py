@@ -3,10 +3,10 @@
 The grounder's actions act on that goal's own shopping session (:class:`WebShopTextEnv`):
 
 - the web agent's vocabulary, as the Mind2Web-trained modules write it:
-  ``TYPE(Env, "search bar", "red earbuds")`` -> ``search[red earbuds]``;
-  ``CLICK(Env, "Buy Now")`` -> ``click[buy now]``, the Query resolved to one of the page's
+  ``TYPE(Env, QUERY: search bar, TEXT: red earbuds)`` -> ``search[red earbuds]``;
+  ``CLICK(Env, QUERY: Buy Now)`` -> ``click[buy now]``, the Query resolved to one of the page's
   clickables (exact text first, else the BM25 ranker over the clickables, a product's title
-  standing beside its ASIN); ``SELECT(Env, "size", "8")`` -> ``click[8]``, the value resolved
+  standing beside its ASIN); ``SELECT(Env, QUERY: size, TEXT: 8)`` -> ``click[8]``, the value resolved
   among the page's clickables the same way;
 - WebShop's own actions, ``Search(red earbuds)`` / ``Click(buy now)``
   (:func:`eval.webshop.adapter.to_webshop_action`).
@@ -16,6 +16,10 @@ toward the step limit (``--max_steps`` environment actions). The planner is told
 subgoal led to (``--feedback observation``, default) or, as the web planner was trained, only
 what was done (``--feedback completion``). Buying ends the episode with the WebShop reward; an
 episode ended any other way scores 0, and every goal counts in the averages.
+
+``--prompt_style original`` runs the released evaluation instead (:mod:`eval.webshop.original`:
+the unified checkpoints, its prompts, its four actions, its 10 rounds); ``--scoring original``
+divides the summed reward by the goals that ended (bought or failed) as it did, not by all goals.
 """
 
 from __future__ import annotations
@@ -117,25 +121,55 @@ def episode_scores(session: ShopSession | None) -> dict[str, Any]:
 
 
 def shop_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """WebShop's two figures over ALL episodes (an unfinished one scores 0)."""
-    count = len(records)
+    """WebShop's two figures over ALL episodes (an unfinished one scores 0).
+
+    Records scored with ``--scoring original`` carry ``ended`` (bought or failed, not out of
+    rounds); as the released evaluation did, the averages then divide by the ended goals only.
+    """
     rewards = [record["scores"]["reward"] for record in records]
-    return {"average_reward": round(sum(rewards) / count, 6) if count else 0.0,
-            "success_rate": round(sum(r == 1.0 for r in rewards) / count, 6) if count else 0.0,
-            "num_bought": sum((record.get("webshop") or {}).get("status") == "finished" for record in records)}
+    original = any("ended" in record["scores"] for record in records)
+    count = sum(record["scores"].get("ended", 0.0) for record in records) if original else len(records)
+    metrics = {"average_reward": round(sum(rewards) / count, 6) if count else 0.0,
+               "success_rate": round(sum(r == 1.0 for r in rewards) / count, 6) if count else 0.0,
+               "num_bought": sum((record.get("webshop") or {}).get("status") == "finished" for record in records)}
+    if original:
+        metrics["num_ended"] = int(count)
+    return metrics
+
+
+def _unified_module(config: EvalConfig, role: str) -> str:
+    """``--planner``/``--grounder``, else ``<model_name_or_path>/lumos_unified_<role>_iterative``."""
+    from eval.webshop.original import GROUNDER_MODULE, PLANNER_MODULE
+
+    explicit = config.planner if role == "plan" else config.grounder
+    if explicit:
+        return explicit
+    path = Path(config.model_name_or_path) / (PLANNER_MODULE if role == "plan" else GROUNDER_MODULE)
+    if not path.is_dir():
+        raise FileNotFoundError(f"module folder {path} does not exist; under --prompt_style original "
+                                f"--model_name_or_path must hold {PLANNER_MODULE} and {GROUNDER_MODULE}")
+    return str(path)
 
 
 _GOAL_ID = re.compile(r"webshop_(\d+)")
 
 
-def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None) -> Benchmark:
-    """The WebShop benchmark for the shared runner; ``--data_dir`` is a folder of WebShop files."""
+def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
+                   feature_ranker: Ranker | None = None) -> Benchmark:
+    """The WebShop benchmark for the shared runner; ``--data_dir`` is a folder of WebShop files.
+
+    ``feature_ranker`` scores FeatureRetrieve and Pick under ``--prompt_style original``
+    (default: the original's cross-encoder, loaded on first use).
+    """
+    from eval.webshop.original import FEATURE_RANKER, MAX_NEW_TOKENS, OriginalShopSession, OriginalWebShopRun
     from lumos.agent import completion_feedback, result_feedback
+    from lumos.tools.web import CrossEncoderRanker
 
     if feedback not in FEEDBACKS:
         raise ValueError(f"feedback must be one of {', '.join(FEEDBACKS)}, got {feedback!r}")
     ranker = ranker or BM25Ranker()
-    shop: dict[str, Any] = {}
+    feature_ranker = feature_ranker or CrossEncoderRanker(FEATURE_RANKER)
+    shop: dict[str, Any] = {"original_sessions": {}, "rewards": {}}
 
     def load(path: Path) -> list[Example]:
         catalogue: Catalogue = load_catalogue(path)
@@ -151,9 +185,34 @@ def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None) 
         goal_index = int(_GOAL_ID.fullmatch(example.id).group(1))
         return ShopToolbox(ShopSession(env, goal_index, config.max_steps, ranker))
 
+    def original_loop(examples: list[Example], config: EvalConfig, modules: Any) -> list:
+        sessions = {example.id: OriginalShopSession(
+            WebShopTextEnv(shop["catalogue"], search_engine=shop["engine"], search_anywhere=True),
+            int(_GOAL_ID.fullmatch(example.id).group(1)), feature_ranker) for example in examples}
+        shop["original_sessions"].update(sessions)
+        run = OriginalWebShopRun(modules.generator(_unified_module(config, "plan")),
+                                 modules.generator(_unified_module(config, "ground")),
+                                 max_new_tokens=config.max_new_tokens or MAX_NEW_TOKENS)
+        return run.run([(example.id, example.question, sessions[example.id]) for example in examples])
+
     def score_episode(episode, example: Example, toolbox: ShopToolbox | None) -> dict[str, Any]:
-        return episode_scores(toolbox.session if toolbox is not None else None)
+        session = shop["original_sessions"].pop(example.id, None)
+        if session is not None:
+            reward = session.reward if episode.status == "finished" and session.reward is not None else 0.0
+            fields = {"scores": {"reward": reward, "success": float(reward == 1.0)},
+                      "webshop": {**session.record(), "status": episode.status}}
+        else:
+            fields = episode_scores(toolbox.session if toolbox is not None else None)
+        shop["rewards"][example.id] = fields["scores"]["reward"]
+        return fields
+
+    def score_original(episode, example: Example, formulation: str) -> dict[str, float]:
+        """The released evaluation's sum: the reward of a bought goal; a goal still running after the
+        last round is left out of the average (``ended`` 0), a failed one counts with 0."""
+        reward = shop["rewards"].pop(example.id, 0.0) if episode.status == "finished" else 0.0
+        return {"reward": reward, "success": float(reward == 1.0), "ended": float(episode.status != "step_limit")}
 
     return Benchmark(name="webshop", domain="web_agent", data_file="", load=load, score=lambda prediction, gold: {},
                      task_toolbox=task_toolbox, score_episode=score_episode, summarise=shop_metrics,
-                     feedback=result_feedback if feedback == "observation" else completion_feedback)
+                     feedback=result_feedback if feedback == "observation" else completion_feedback,
+                     original_loop=original_loop, score_original=score_original)

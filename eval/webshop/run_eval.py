@@ -8,7 +8,16 @@
 flags ``--planner``/``--grounder``/``--prompt_style``/... apply), one episode per goal in its own
 shopping session (``eval/webshop/benchmark.py``); ``--max_steps`` (default 15) limits the
 environment actions of an episode; ``--feedback`` picks what the planner is told after a subgoal.
-Without ``--data_dir`` the shipped sample catalogue is used. ``replay`` runs scripted actions
+Without ``--data_dir`` the shipped sample catalogue is used.
+
+``--prompt_style original`` replays the released evaluation with the released checkpoints
+(``eval/webshop/original.py``): ``--model_name_or_path`` holds ``lumos_unified_plan_iterative``
+and ``lumos_unified_ground_iterative``; FeatureRetrieve and Pick rank with ``--feature_ranker``
+(default ``cross-encoder/stsb-roberta-large``, as the original; ``bm25`` offline);
+``--max_steps`` and ``--feedback`` do not apply (the original runs 10 rounds and says what it
+says). ``--scoring original`` averages the reward over the goals that ended, as it did.
+
+``replay`` runs scripted actions
 (JSONL lines ``{"goal_index": i, "actions": ["search[...]", "click[...]", ...]}``) through the
 environment: the offline check of the environment and the scoring. Writes predictions.jsonl
 (one episode per line, resumable), metrics.json and run.json; metrics count all episodes.
@@ -23,6 +32,7 @@ from pathlib import Path
 
 from eval.webshop.adapter import DEFAULT_MAX_STEPS, metrics, replay
 from eval.webshop.benchmark import FEEDBACKS
+from eval.webshop.original import FEATURE_RANKER
 from lumos.jsonl import JsonlStore, read_records, write_run_info, BadRecord
 from lumos.webshop.catalogue import SAMPLE_DIR, load_catalogue
 from lumos.webshop.env import WebShopTextEnv
@@ -52,6 +62,8 @@ def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """WebShop's own flags; the rest go to the shared runner's parser."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--feedback", default="observation", choices=FEEDBACKS)
+    parser.add_argument("--feature_ranker", default=FEATURE_RANKER,
+                        help="cross-encoder for FeatureRetrieve/Pick under --prompt_style original, or 'bm25'")
     options, rest = parser.parse_known_args(argv)
     if not any(arg == "--data_dir" or arg.startswith("--data_dir=") for arg in rest):
         rest += ["--data_dir", str(SAMPLE_DIR)]
@@ -65,8 +77,11 @@ def run_lumos(argv: list[str]) -> dict:
     from eval.runner import evaluate, parse_config
     from eval.webshop.benchmark import make_benchmark
 
+    from lumos.tools.web import make_ranker
+
     options, rest = _benchmark_options(argv)
-    benchmark = make_benchmark(options.feedback)
+    feature_ranker = make_ranker(None if options.feature_ranker == "bm25" else options.feature_ranker)
+    benchmark = make_benchmark(options.feedback, feature_ranker=feature_ranker)
     config = parse_config(benchmark, rest)
     config.extra = vars(options)
     return evaluate(config, benchmark)

@@ -21,21 +21,21 @@ def _plan(*steps):
 
 
 # goal 1: a fast charging usb c power bank in blue; the product is named by its title, not its ASIN
-POWER_BANK = _plan(("Search for a fast charging usb c power bank.", ['TYPE(Env, "search bar", "usb c power bank")']),
-                   ("Click the Portable USB C Power Bank.", ['CLICK(Env, "Portable USB C Power Bank 20000mAh")']),
-                   ("Select the blue color.", ['SELECT(Env, "color", "Blue")']),
-                   ("Buy it.", ['CLICK(Env, "Buy Now")']))
+POWER_BANK = _plan(("Search for a fast charging usb c power bank.", ['TYPE(Env, QUERY: search bar, TEXT: usb c power bank)']),
+                   ("Click the Portable USB C Power Bank.", ['CLICK(Env, QUERY: Portable USB C Power Bank 20000mAh)']),
+                   ("Select the blue color.", ['SELECT(Env, QUERY: color, TEXT: Blue)']),
+                   ("Buy it.", ['CLICK(Env, QUERY: Buy Now)']))
 # goal 3: the cake topper in rose gold, with WebShop's own actions
 CAKE_TOPPER = _plan(("Search for a birthday cake topper.", ["Search(happy birthday cake topper)"]),
                     ("Open the toppers.", ["Click(smpb000020)"]),
                     ("Choose rose gold.", ["Click(rose gold)"]),
                     ("Buy.", ["Click(buy now)"]))
 # goal 2: a laptop, but the agent keeps searching: invalid on the results page, until the step limit
-LAPTOP_LOOP = _plan(*[("Search for a laptop.", ['TYPE(Env, "search", "intel core laptop")'])] * 20)
+LAPTOP_LOOP = _plan(*[("Search for a laptop.", ['TYPE(Env, QUERY: search, TEXT: intel core laptop)'])] * 20)
 # goal 0: bought, but the wrong colour and size: a partial reward, no success
-RAIN_JACKET = _plan(("Search.", ['TYPE(Env, "search", "kids rain jacket")']),
-                    ("Open it.", ['CLICK(Env, "Kids Hooded Rain Jacket")']),
-                    ("Buy.", ['CLICK(Env, "Buy Now")']))
+RAIN_JACKET = _plan(("Search.", ['TYPE(Env, QUERY: search, TEXT: kids rain jacket)']),
+                    ("Open it.", ['CLICK(Env, QUERY: Kids Hooded Rain Jacket)']),
+                    ("Buy.", ['CLICK(Env, QUERY: Buy Now)']))
 
 PLANS = {GOALS[0]["instruction_text"]: RAIN_JACKET, GOALS[1]["instruction_text"]: POWER_BANK,
          GOALS[2]["instruction_text"]: LAPTOP_LOOP, GOALS[3]["instruction_text"]: CAKE_TOPPER}

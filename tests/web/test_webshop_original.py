@@ -168,3 +168,57 @@ def test_feature_retrieve_loses_the_last_character_and_empty_reads_buy_now():
     assert session.execute("R5 = FeatureRetrieve(R4, Query: x)") == ("R5", "buy now")
     with pytest.raises(OriginalActionError):
         session.execute("R6 = Buy(now)")
+
+
+# ----------------------------------------------------------------------------- through run_eval
+
+_PLAN = [  # the exemplars' five subgoals, whatever the goal
+    (r"executed result for Subgoal 4 is", "No, I will keep planning. Subgoal 5: Buy this item by selecting its relevant features."),
+    (r"executed result for Subgoal 3 is", "No, I will keep planning. Subgoal 4: Pick up the most related one from the two "
+                                          "relevant items according to the product names and their features."),
+    (r"executed result for Subgoal 2 is", "No, I will keep planning. Subgoal 3: Select the most relevant features of the item."),
+    (r"executed result for Subgoal 1 is", "No, I will keep planning. Subgoal 2: Select the most relevant features of the item."),
+    (r"", "Subgoal 1: Search two relevant items and the product names according to the instruction."),
+]
+
+
+def _ground(task_start: str, replies: list[str]) -> list[tuple[str, str]]:
+    return [(rf"(?s)Task: {task_start}.*Subgoal to be grounded: Subgoal {k}: [^\n]*\n<\|assistant\|>\n(R1 = )?$", reply)
+            for k, reply in enumerate(replies, start=1)]
+
+
+_GROUND = (
+    _ground("i need a fast charging", [  # goal 1: bought with its option, reward 1
+        "Search(usb c power bank).",
+        "R2 = Click(smpb000013); R3 = FeatureRetrieve(R2, Query: blue fast charging power bank).",
+        "R4 = Click(< prev); R5 = Click(smpb000013); R6 = FeatureRetrieve(R5, Query: blue power bank).",
+        "R7 = Pick(Item_names: R1, Item_features: [R3], Query: blue fast charging power bank).",
+        "R8 = Click(< prev); R9 = Click(R7); R10 = Click(blue); R11 = Click(buy now)."])
+    + _ground("i need a waterproof rain jacket", [  # goal 0: never buys: still running after 10 rounds
+        "Search(kids rain jacket).", "R2 = Click(smpb000023).", "R3 = Click(< prev).", "R4 = Click(smpb000023).",
+        "R5 = Click(pink)."])
+    + _ground("find me a high performance laptop", ["Buy(laptop)."])  # goal 2: no such action
+)
+
+
+def test_run_eval_original_mode_and_original_scoring(tmp_path):
+    from eval.webshop.run_eval import main
+
+    (tmp_path / "plan.json").write_text(json.dumps({"rules": _PLAN}))
+    (tmp_path / "ground.json").write_text(json.dumps({"rules": _GROUND}))
+    argv = ["--prompt_style", "original", "--planner", f"scripted:{tmp_path / 'plan.json'}",
+            "--grounder", f"scripted:{tmp_path / 'ground.json'}", "--feature_ranker", "bm25",
+            "--max_num_examples", "3", "--eval_batch_size", "2"]
+    standard = main([*argv, "--save_dir", str(tmp_path / "standard")])
+    records = {r["id"]: r for r in map(json.loads, (tmp_path / "standard" / "predictions.jsonl").read_text().splitlines())}
+    bank, jacket, laptop = records["webshop_1"], records["webshop_0"], records["webshop_2"]
+    assert bank["status"] == "finished" and bank["scores"] == {"reward": 1.0, "success": 1.0}
+    assert bank["webshop"]["purchase"]["options"] == {"color": "blue"}
+    assert bank["webshop"]["env_actions"][-1] == "click[buy now]" and bank["webshop"]["resets"] == 5
+    assert jacket["status"] == "step_limit" and len(jacket["steps"]) == 5
+    assert laptop["status"] == "parse_error" and "'Buy'" in laptop["error"]
+    assert standard["average_reward"] == pytest.approx(1 / 3, abs=1e-6) and standard["scoring"] == "standard"
+    original = main([*argv, "--save_dir", str(tmp_path / "original"), "--scoring", "original"])
+    # the released evaluation's average: the goal still running after 10 rounds is left out
+    assert original["scoring"] == "original" and original["num_ended"] == 2
+    assert original["average_reward"] == 0.5 and original["success_rate"] == 0.5

@@ -29,6 +29,7 @@ from lumos.jsonl import JsonlStore, write_run_info
 
 FORMULATIONS = ("lumos_iterative", "lumos_onetime", "cot", "direct")
 PROMPT_STYLES = ("tulu", "original")
+SCORINGS = ("standard", "original")
 
 
 class EvalConfigError(ValueError):
@@ -60,6 +61,22 @@ class Benchmark:
     score_episode: Callable[[Any, Example, Any], dict[str, Any]] | None = None
     summarise: Callable[[list[dict]], dict[str, Any]] | None = None
     feedback: Callable[[int, str, str], str] | None = None  # the planner's feedback turn (agent default if None)
+    # The released evaluation (``--prompt_style original`` / ``--scoring original``):
+    # its loop length in module calls, its protocol (``lumos.protocol``; default: the domain's
+    # original protocol with ``original_rounds``), and its scorer: (episode, example, formulation) ->
+    # {metric: value}, reading ``episode.original`` for lumos formulations and the raw reply for cot/direct.
+    original_rounds: int | None = None
+    original_protocol: Callable[["EvalConfig"], Any] | None = None
+    score_original: Callable[[Any, Example, str], dict[str, float]] | None = None
+    # The prediction the released evaluation wrote for a finished episode, (episode, formulation) -> text or
+    # None (none written); what --judge sees under --scoring original (QA benchmarks).
+    original_prediction: Callable[[Any, str], str | None] | None = None
+    # A released evaluation that is not the shared loop (WebShop's): (examples, config, modules) -> episodes,
+    # run instead of the Agent for lumos formulations under ``--prompt_style original``.
+    original_loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
+    # A benchmark protocol that is not the shared loop in any prompt style (Mind2Web's step-level one):
+    # (examples, config, modules) -> episodes, run instead of the Agent for lumos formulations.
+    loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
 
 
 @dataclass
@@ -79,8 +96,9 @@ class EvalConfig:
     prompt_style: str = "tulu"
     oracle: str | None = None
     max_steps: int = 10
-    max_new_tokens: int = 256
+    max_new_tokens: int | None = None  # None: the protocol's (256 ours, 512 original)
     judge: str | None = None
+    scoring: str = "standard"
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -105,8 +123,11 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None) -> Eva
                         help="'original' reproduces the released evaluation prompts (published numbers)")
     parser.add_argument("--oracle", default=None, help="converted annotations (JSONL): execute their gold actions")
     parser.add_argument("--max_steps", type=int, default=10)
-    parser.add_argument("--max_new_tokens", type=int, default=256)
+    parser.add_argument("--max_new_tokens", type=int, default=None,
+                        help="new tokens per module call (default 256; 512 under --prompt_style original)")
     parser.add_argument("--judge", default=None, help="generator spec of an LLM judge (adds judge_accuracy)")
+    parser.add_argument("--scoring", choices=SCORINGS, default="standard",
+                        help="'original' scores as the released evaluation did (to compare with published numbers)")
     args = parser.parse_args(argv)
     config = EvalConfig(**vars(args))
     _validate(config, benchmark, parser)
@@ -115,8 +136,10 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None) -> Eva
 
 def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.ArgumentParser) -> None:
     for name in ("eval_batch_size", "max_steps", "max_new_tokens"):
-        if getattr(config, name) < 1:
+        if getattr(config, name) is not None and getattr(config, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if config.scoring == "original" and benchmark.score_original is None:
+        parser.error(f"--scoring original is not available for {benchmark.name}")
     if config.max_num_examples is not None and config.max_num_examples < 1:
         parser.error("--max_num_examples must be at least 1")
     if config.oracle is None:
@@ -191,10 +214,14 @@ def load_generator(spec: str, config: EvalConfig):
     from lumos.llm import get_generator
 
     scheme = spec.partition(":")[0]
-    if scheme in ("scripted", "openai", "http", "https"):
-        return get_generator(spec, **({"progress": False} if scheme != "scripted" else {}))
-    return get_generator(spec, batch_size=config.eval_batch_size,
-                         add_special_tokens=config.prompt_style == "tulu")
+    bos = config.prompt_style == "tulu"  # the released evaluation tokenised its prompts without BOS
+    if scheme == "scripted":
+        return get_generator(spec)
+    if scheme == "openai":
+        return get_generator(spec, progress=False)
+    if scheme in ("http", "https"):  # an OpenAI-compatible server (vLLM honours add_special_tokens)
+        return get_generator(spec, progress=False, **({} if bos else {"add_special_tokens": False}))
+    return get_generator(spec, batch_size=config.eval_batch_size, add_special_tokens=bos)
 
 
 # --------------------------------------------------------------------------- running
@@ -209,6 +236,13 @@ class _Modules:
         self._generators: dict[str, Any] = {}
         self.toolbox = None
         self.task_toolboxes: dict[str, Any] = {}  # example id -> its environment's toolbox, until scored
+        self._protocol = None
+
+    def protocol(self):
+        """One protocol for the whole run (the original's bookkeeping can reach across examples)."""
+        if self._protocol is None:
+            self._protocol = make_protocol(self.config, self.benchmark)
+        return self._protocol
 
     def generator(self, spec: str):
         if spec not in self._generators:
@@ -255,6 +289,16 @@ class _Modules:
             generator.close()
 
 
+def make_protocol(config: EvalConfig, benchmark: Benchmark):
+    """The loop's protocol: ours, or under ``--prompt_style original`` the benchmark's original one."""
+    from lumos.protocol import protocol_for
+
+    if config.prompt_style == "original" and benchmark.original_protocol is not None:
+        return benchmark.original_protocol(config)
+    return protocol_for(config.prompt_style, rounds=benchmark.original_rounds, domain=benchmark.domain,
+                        formulation=config.formulation.removeprefix("lumos_"))
+
+
 def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules) -> list:
     """Episodes for one batch, in order."""
     from lumos.agent import Agent, execute_plan
@@ -274,6 +318,10 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
             episodes.append(execute_plan(example.id, example.question, plan, modules.example_toolbox(example)))
         return episodes
     if config.formulation.startswith("lumos_"):
+        if config.prompt_style == "original" and benchmark.original_loop is not None:
+            return benchmark.original_loop(examples, config, modules)
+        if benchmark.loop is not None:
+            return benchmark.loop(examples, config, modules)
         domain = benchmark.domain
         by_id = {example.id: example for example in examples}
         own_toolboxes = benchmark.task_toolbox is not None
@@ -281,7 +329,7 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
                       modules.generator(module_spec(config, domain, "ground")),
                       None if own_toolboxes else modules.make_toolbox(),
                       domain=domain, formulation=config.formulation.removeprefix("lumos_"),
-                      max_steps=config.max_steps, prompt_style=config.prompt_style,
+                      max_steps=config.max_steps, protocol=modules.protocol(),
                       max_new_tokens=config.max_new_tokens, feedback=benchmark.feedback,
                       task_toolbox=(lambda task_id, task: modules.example_toolbox(by_id[task_id]))
                       if own_toolboxes else None)
@@ -292,11 +340,13 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
     from lumos.llm import GenerationError
 
     generator = modules.generator(config.planner or config.model_name_or_path)
-    texts = [prompts.render_prompt([{"role": prompts.USER, "content": example.question}], generator_eos(generator),
-                                   config.prompt_style) for example in examples]
+    protocol = modules.protocol()
+    texts = [protocol.render([{"role": prompts.USER, "content": example.question}], generator_eos(generator))
+             for example in examples]
     started = time.perf_counter()
-    stop = ["\n"] if config.formulation == "direct" else []
-    replies = generator.try_generate(texts, stop=stop, max_new_tokens=config.max_new_tokens)
+    # the released evaluation cut every reply at the first newline, cot included
+    stop = ["\n"] if config.formulation == "direct" or protocol.name == "original" else []
+    replies = generator.try_generate(texts, stop=stop, max_new_tokens=config.max_new_tokens or protocol.max_new_tokens)
     seconds = time.perf_counter() - started
     episodes = []
     for example, reply in zip(examples, replies):
@@ -332,7 +382,14 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
                         modules.release(example.id)
                     else:
                         record["scores"] = benchmark.score(episode.prediction, example.answer)
-                    record["scores"] = honest_scores(record["scores"], episode.status)
+                    if config.scoring == "original":
+                        # the released evaluation's rule, its own treatment of unfinished tasks included
+                        record["scores"] = benchmark.score_original(episode, example, config.formulation)
+                        if benchmark.original_prediction is not None:
+                            record["original_prediction"] = (benchmark.original_prediction(episode, config.formulation)
+                                                             if episode.status == "finished" else None)
+                    else:
+                        record["scores"] = honest_scores(record["scores"], episode.status)
                     store.append(record)
                 print(f"[{benchmark.name}] {len(examples) - len(todo) + start + len(batch)}/{len(examples)} done",
                       file=sys.stderr, flush=True)
@@ -348,6 +405,12 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
         metrics.update(judge_metrics(records, config))
     (save_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     print(summary_table(metrics))
+    from lumos.report import write_report
+
+    report = write_report(save_dir, only=wanted)
+    for name, path in (("predictions", save_dir / "predictions.jsonl"), ("metrics", save_dir / "metrics.json"),
+                       ("report", report)):
+        print(f"{name + ':':<12} {path}")
     return metrics
 
 
@@ -370,6 +433,8 @@ def summarise(records: list[dict], benchmark: Benchmark, config: EvalConfig) -> 
     return {
         "benchmark": benchmark.name,
         "formulation": formulation,
+        "prompt_style": config.prompt_style,
+        "scoring": config.scoring,
         "num_examples": len(records),
         **{name: round(mean([record["scores"].get(name, 0.0) for record in records]), 6) for name in names},
         "status": dict(sorted(Counter(record["status"] for record in records).items())),
@@ -380,10 +445,15 @@ def judge_metrics(records: list[dict], config: EvalConfig) -> dict[str, Any]:
     from lumos.metrics import judge_accuracy
 
     finished = [r for r in records if r["status"] == "finished"]  # the rest score 0 unjudged
+    style, field = "standard", "prediction"
+    if config.scoring == "original" and any("original_prediction" in r for r in records):
+        # the released judge prompt over the predictions the original wrote (the rest count 0)
+        style, field = "original", "original_prediction"
+        finished = [r for r in finished if r.get(field) is not None]
     judge = load_generator(config.judge, config)
     try:
-        scores = judge_accuracy(judge, [r["task"] for r in finished], [r["prediction"] or "" for r in finished],
-                                [r["answer"] for r in finished])
+        scores = judge_accuracy(judge, [r["task"] for r in finished], [r[field] or "" for r in finished],
+                                [r["answer"] for r in finished], style=style)
     finally:
         judge.close()
     judged = [s for s in scores if s is not None]

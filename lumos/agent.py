@@ -148,6 +148,9 @@ class Agent:
     def _at_limit(self, state: _TaskState, message: str) -> tuple[ExitStatus, str]:
         return ("tool_error", state.failed) if state.failed is not None else ("step_limit", message)
 
+    def _at_end(self, state: _TaskState) -> tuple[ExitStatus, str | None]:
+        return ("tool_error", state.failed) if state.failed is not None else ("finished", None)
+
     def _plan_round(self, states: list[_TaskState]) -> list[_TaskState]:
         """Ask every planner for its next subgoal; returns the tasks that got one."""
         replies, seconds = self._generate(self.planner, [self._render(s.plan_turns, self.planner_eos) for s in states])
@@ -161,9 +164,9 @@ class Agent:
             step.plan_reply = reply
             try:
                 turn = self.protocol.read_plan(reply, index)
-            except FormatError as error:
+            except Exception as error:  # noqa: BLE001 - per-task boundary: any failure to read a reply ends that task
                 state.episode.steps.append(step)
-                _finish(state, "parse_error", f"planner reply for subgoal {index}: {error}")
+                _finish(state, "parse_error", f"planner reply for subgoal {index}: {_describe(error)}")
                 continue
             if turn.stop:
                 if index == 1:
@@ -172,6 +175,7 @@ class Agent:
                 elif state.failed is not None:
                     _finish(state, "tool_error", state.failed)
                 else:
+                    self.protocol.on_stop(state.episode, state.toolbox)
                     _finish(state, "finished")
                 continue
             step.subgoal = turn.subgoal
@@ -211,9 +215,9 @@ class Agent:
                 continue
             try:
                 subgoals, ground_text = self.protocol.read_onetime_plan(reply)
-            except FormatError as error:
+            except Exception as error:  # noqa: BLE001 - per-task boundary: any failure to read a reply ends that task
                 state.episode.steps.append(Step(index=1, plan_reply=reply, plan_seconds=seconds))
-                _finish(state, "parse_error", f"onetime plan: {error}")
+                _finish(state, "parse_error", f"onetime plan: {_describe(error)}")
                 continue
             state.episode.steps = [Step(index=k, subgoal=text, plan_seconds=seconds)
                                    for k, text in enumerate(subgoals, start=1)]
@@ -231,7 +235,7 @@ class Agent:
             # The onetime grounder answers for all subgoals at once; the calls are kept on the first step.
             self._execute_step(state, step)
             if not state.episode.done:
-                _finish(state, ("tool_error", state.failed) if state.failed else "finished")
+                _finish(state, *self._at_end(state))
 
     # ------------------------------------------------------------------ shared
 
@@ -243,8 +247,8 @@ class Agent:
         step.grounding = reply
         try:
             return self.protocol.read_grounding(reply, step, state.toolbox, state.variables)
-        except FormatError as error:
-            _finish(state, "parse_error", f"grounding of subgoal {step.index}: {error}")
+        except Exception as error:  # noqa: BLE001 - per-task boundary: any failure to read a reply ends that task
+            _finish(state, "parse_error", f"grounding of subgoal {step.index}: {_describe(error)}")
             return None
 
     def _execute_step(self, state: _TaskState, step: Step | None = None) -> None:
@@ -256,6 +260,9 @@ class Agent:
                 _finish(state, "tool_error", str(failure))
                 return
             state.failed = str(failure)
+        except Exception as error:  # noqa: BLE001 - per-task boundary: a failure while executing ends that task
+            _finish(state, "tool_error", _describe(error))
+            return
         ended = getattr(state.toolbox, "episode_end", None)
         if ended is not None and not state.episode.done:
             _finish(state, ended)
@@ -275,6 +282,12 @@ class Agent:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _describe(error: Exception, limit: int = 2000) -> str:
+    """An error as recorded in an episode: a parse error's own text, anything else with its type; bounded."""
+    text = str(error) if isinstance(error, FormatError) else f"{type(error).__name__}: {error}"
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} characters)"
 
 
 def _finish(state: _TaskState, status: ExitStatus, error: str | None = None) -> None:

@@ -134,6 +134,9 @@ class Protocol:
         """The planner's user turn after subgoal ``step`` ran."""
         return default(step.index, step.subgoal or "", step.result or "")
 
+    def on_stop(self, episode: Episode, toolbox: Toolbox) -> None:
+        """Called when the iterative planner stops a task that ran without failure, before it is finished."""
+
 
 # --------------------------------------------------------------------------- the released evaluation
 

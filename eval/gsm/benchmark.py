@@ -1,6 +1,7 @@
 """GSM8K test (``data/eval/gsm/test.jsonl``): ``question`` and a solution ending ``#### <answer>``.
 
 Domain maths; the prediction is the last result; scored by numeric accuracy (``18`` = ``18.0`` = ``$18``).
+``--scoring original``: the final variable's text equals the answer text (commas between digits removed).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from eval.runner import Benchmark, Example
 from lumos.jsonl import BadRecord, read_records
-from lumos.metrics import extract_number, numeric_accuracy
+from lumos.metrics import extract_number, numeric_accuracy, original_maths_score
 
 
 def gold_answer(solution: str) -> str:
@@ -33,4 +34,7 @@ def load(path: Path) -> list[Example]:
 
 BENCHMARK = Benchmark(name="gsm", domain="maths", data_file="test.jsonl", load=load,
                       score=lambda prediction, gold: {"accuracy": numeric_accuracy(prediction, gold)},
-                      extract=lambda text: extract_number(text) or text)
+                      extract=lambda text: extract_number(text) or text,
+                      original_rounds=16,  # eval/gsm/run_eval.py: 8 subgoals, each a planner and a grounder call
+                      score_original=lambda episode, example, formulation: original_maths_score(
+                          episode, example.answer, formulation))

@@ -1,6 +1,8 @@
 """SVAMP (``data/eval/svamp/test.json``): a JSON list of ``ID``, ``Body``, ``Question``, ``Answer``.
 
-The task is ``Body`` and ``Question`` joined by a space; domain maths; numeric accuracy.
+The task is ``Body + " " + Question``, unchanged, as the released evaluation builds it (some bodies
+stop without a period: they stay so); domain maths; numeric accuracy. ``--scoring original``: the
+final variable's text equals ``str(int(Answer))``.
 """
 
 from __future__ import annotations
@@ -9,14 +11,16 @@ from pathlib import Path
 
 from eval.runner import Benchmark, Example
 from lumos.jsonl import BadRecord, read_records
-from lumos.metrics import extract_number, numeric_accuracy
+from lumos.metrics import extract_number, numeric_accuracy, original_maths_score
 
 
 def task_text(body: str, question: str) -> str:
-    body = body.strip()
-    if body and body[-1] not in ".?!":
-        body += "."  # some bodies stop mid-sentence ("... a discount of 25 dollars on each pack")
-    return f"{body} {question.strip()}".strip()
+    return body + " " + question
+
+
+def original_answer(answer: object) -> str:
+    """The released evaluation's gold text: ``str(int(Answer))`` (``2.5`` -> ``'2'``)."""
+    return str(int(float(answer)))
 
 
 def load(path: Path) -> list[Example]:
@@ -32,4 +36,7 @@ def load(path: Path) -> list[Example]:
 
 BENCHMARK = Benchmark(name="svamp", domain="maths", data_file="test.json", load=load,
                       score=lambda prediction, gold: {"accuracy": numeric_accuracy(prediction, gold)},
-                      extract=lambda text: extract_number(text) or text)
+                      extract=lambda text: extract_number(text) or text,
+                      original_rounds=4,  # eval/svamp/run_eval.py: 2 subgoals, each a planner and a grounder call
+                      score_original=lambda episode, example, formulation: original_maths_score(
+                          episode, original_answer(example.answer), formulation))

@@ -38,12 +38,31 @@ class ScriptedGenerator(Generator, ChatGenerator):
             self._rules = [(re.compile(pattern), reply) for pattern, reply in pairs]
 
     @classmethod
+    def exact(cls, replies: Mapping[str, str] | Sequence[tuple[str, str]], **options) -> "ScriptedGenerator":
+        """Replies looked up by the whole prompt text, byte for byte (replays of recorded transcripts)."""
+        table = dict(replies.items() if isinstance(replies, Mapping) else replies)
+        default = options.pop("default", None)
+
+        def lookup(text: str) -> str:
+            if text in table:
+                return table[text]
+            if default is not None:
+                return default
+            raise LookupError(f"no recorded prompt equals {text[-200:]!r}")
+
+        return cls(lookup, **options)
+
+    @classmethod
     def from_file(cls, path: str | Path, **options) -> "ScriptedGenerator":
-        """Rules from JSON: ``{"rules": [[pattern, reply], ...], "default": ...}`` or ``{pattern: reply}``."""
+        """Rules from JSON: ``{"rules": [[pattern, reply], ...], "default": ...}`` or ``{pattern: reply}``;
+        ``{"exact": [[prompt, reply], ...]}`` answers whole prompts equal byte for byte."""
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"cannot read scripted replies from {path}: {err}") from err
+        if isinstance(data, dict) and "exact" in data:
+            options.setdefault("default", data.get("default"))
+            return cls.exact([tuple(pair) for pair in data["exact"]], **options)
         if isinstance(data, dict) and "rules" in data:
             options.setdefault("default", data.get("default"))
             return cls([tuple(rule) for rule in data["rules"]], **options)

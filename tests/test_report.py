@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -133,7 +134,10 @@ def _browser() -> str:
         found = shutil.which(name)
         if found:
             return found
-    pytest.skip("no headless Chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)")
+    reason = "no headless Chromium on PATH (Debian: apt-get install chromium; .ci/run installs it)"
+    if os.environ.get("LUMOS_REQUIRE_BROWSER"):
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 class _Dom(HTMLParser):

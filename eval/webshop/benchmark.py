@@ -155,11 +155,12 @@ _GOAL_ID = re.compile(r"webshop_(\d+)")
 
 
 def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
-                   feature_ranker: Ranker | None = None) -> Benchmark:
+                   feature_ranker: Ranker | None = None, goals: str = "human") -> Benchmark:
     """The WebShop benchmark for the shared runner; ``--data_dir`` is a folder of WebShop files.
 
     ``feature_ranker`` scores FeatureRetrieve and Pick under ``--prompt_style original``
-    (default: the original's cross-encoder, loaded on first use).
+    (default: the original's cross-encoder, loaded on first use). ``goals``: WebShop's ``human``
+    goals, or its ``synthetic`` ones, which the released evaluation ran on.
     """
     from eval.webshop.original import FEATURE_RANKER, MAX_NEW_TOKENS, OriginalShopSession, OriginalWebShopRun
     from lumos.agent import completion_feedback, result_feedback
@@ -172,9 +173,10 @@ def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
     shop: dict[str, Any] = {"original_sessions": {}, "rewards": {}}
 
     def load(path: Path) -> list[Example]:
-        catalogue: Catalogue = load_catalogue(path)
+        catalogue: Catalogue = load_catalogue(path, goals=goals)
         if not catalogue.goals:
-            raise FileNotFoundError(f"{path}: no goals (items_human_ins.json missing or without instructions)")
+            where = "items_human_ins.json" if goals == "human" else "an 'instruction' in the attributes file"
+            raise FileNotFoundError(f"{path}: no {goals} goals ({where} missing)")
         shop["catalogue"], shop["engine"] = catalogue, ProductSearchEngine(catalogue.products)
         return [Example(id=f"webshop_{index}", question=goal["instruction_text"],
                         answer={"goal_index": index, "asin": goal["asin"], "goal_options": goal["goal_options"]})

@@ -16,6 +16,8 @@ and ``lumos_unified_ground_iterative``; FeatureRetrieve and Pick rank with ``--f
 (default ``cross-encoder/stsb-roberta-large``, as the original; ``bm25`` offline);
 ``--max_steps`` and ``--feedback`` do not apply (the original runs 10 rounds and says what it
 says). ``--scoring original`` averages the reward over the goals that ended, as it did.
+``--goals synthetic`` evaluates WebShop's synthetic goals, which the released evaluation used
+(its price bounds come from an unseeded generator there, a seeded one here); default ``human``.
 
 ``replay`` runs scripted actions
 (JSONL lines ``{"goal_index": i, "actions": ["search[...]", "click[...]", ...]}``) through the
@@ -34,7 +36,7 @@ from eval.webshop.adapter import DEFAULT_MAX_STEPS, metrics, replay
 from eval.webshop.benchmark import FEEDBACKS
 from eval.webshop.original import FEATURE_RANKER
 from lumos.jsonl import JsonlStore, read_records, write_run_info, BadRecord
-from lumos.webshop.catalogue import SAMPLE_DIR, load_catalogue
+from lumos.webshop.catalogue import GOAL_KINDS, SAMPLE_DIR, load_catalogue
 from lumos.webshop.env import WebShopTextEnv
 
 FORMULATIONS = ("lumos_iterative", "replay")
@@ -62,6 +64,8 @@ def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """WebShop's own flags; the rest go to the shared runner's parser."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--feedback", default="observation", choices=FEEDBACKS)
+    parser.add_argument("--goals", default="human", choices=GOAL_KINDS,
+                        help="WebShop's human goals, or its synthetic ones (what the released evaluation ran)")
     parser.add_argument("--feature_ranker", default=FEATURE_RANKER,
                         help="cross-encoder for FeatureRetrieve/Pick under --prompt_style original, or 'bm25'")
     options, rest = parser.parse_known_args(argv)
@@ -81,7 +85,7 @@ def run_lumos(argv: list[str]) -> dict:
 
     options, rest = _benchmark_options(argv)
     feature_ranker = make_ranker(None if options.feature_ranker == "bm25" else options.feature_ranker)
-    benchmark = make_benchmark(options.feedback, feature_ranker=feature_ranker)
+    benchmark = make_benchmark(options.feedback, feature_ranker=feature_ranker, goals=options.goals)
     config = parse_config(benchmark, rest)
     config.extra = vars(options)
     return evaluate(config, benchmark)

@@ -9,6 +9,13 @@ Files (WebShop names; a data directory holds the real ones, the package ships a 
 - human instructions: ``items_human_ins.json`` — asin -> [{instruction, instruction_attributes,
   instruction_options}], the source of the human goals used in evaluation.
 
+Goals are WebShop's human goals by default; ``goals="synthetic"`` builds WebShop's synthetic
+goals instead (one per product with an ``instruction`` in the attributes file and per
+combination of its option values, ``<instruction> with <option>: <value>, and ...``), which is
+what the released Lumos evaluation ran on. Both lists are shuffled with WebShop's seed, so goal
+``i`` is WebShop's goal ``i``; the price bounds are drawn from a seeded generator here, from
+WebShop's unseeded global one there (they differ run to run in WebShop).
+
 Products are cleaned as WebShop's engine does (Title, Description, BulletPoints, Price tag,
 lower-cased option values with '/' shown as ' | ', Attributes); the price paid for a product
 with a price range is drawn once with a fixed seed, as WebShop does.
@@ -16,9 +23,11 @@ with a price range is drawn once with a fixed seed, as WebShop does.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -132,8 +141,53 @@ def human_goals(products: list[dict[str, Any]], prices: dict[str, float],
     return goals
 
 
-def load_catalogue(data_dir: str | Path | None = None, num_products: int | None = None) -> Catalogue:
-    """Products, prices and human goals from ``data_dir`` (the shipped sample when None)."""
+def _price_bound(rng: random.Random, price: float) -> tuple[float, str]:
+    bounds = [bound for bound in PRICE_RANGE if bound > price][:4]
+    if len(bounds) < 2:
+        return 1000000.0, ""
+    price_upper = sorted(rng.sample(bounds, 2))[1]
+    return price_upper, f", and price lower than {price_upper:.2f} dollars"
+
+
+def synthetic_goals(products: list[dict[str, Any]], prices: dict[str, float], attributes: dict[str, Any],
+                    seed: int = SEED) -> list[dict[str, Any]]:
+    """WebShop's synthetic goals: a product's instruction with each combination of its option values."""
+    rng = random.Random(seed)
+    goals, attribute_counts = [], Counter()
+    for product in products:
+        annotation = attributes.get(product["asin"]) or {}
+        instruction = annotation.get("instruction")
+        if instruction is None:
+            continue
+        goal_attributes = annotation.get("instruction_attributes") or []
+        if not goal_attributes:
+            raise CatalogueError(f"{product['asin']}: an instruction without instruction_attributes")
+        price_upper, price_text = _price_bound(rng, prices[product["asin"]])
+        names = sorted(product["options"])
+        for values in itertools.product(*(product["options"][name] for name in names)):
+            goal_options = dict(zip(names, values))
+            option_text = ", and ".join(f"{name}: {value}" for name, value in goal_options.items())
+            goals.append({
+                "asin": product["asin"], "category": product.get("category", ""), "query": product["query"],
+                "name": product["Title"], "product_category": product.get("product_category", ""),
+                "instruction_text": instruction + (f" with {option_text}" if option_text else "") + price_text,
+                "attributes": goal_attributes, "price_upper": price_upper, "goal_options": goal_options,
+            })
+            attribute_counts.update(goal_attributes)
+    for goal in goals:
+        goal["weight"] = sum(1.0 / attribute_counts[a] for a in goal["attributes"]) / len(goal["attributes"])
+    random.Random(seed).shuffle(goals)
+    return goals
+
+
+GOAL_KINDS = ("human", "synthetic")
+
+
+def load_catalogue(data_dir: str | Path | None = None, num_products: int | None = None,
+                   goals: str = "human") -> Catalogue:
+    """Products, prices and goals (``human`` or ``synthetic``) from ``data_dir`` (the shipped sample when None)."""
+    if goals not in GOAL_KINDS:
+        raise ValueError(f"goals must be one of {', '.join(GOAL_KINDS)}, got {goals!r}")
     directory = Path(data_dir) if data_dir is not None else SAMPLE_DIR
     products_path = _first_existing(directory, PRODUCT_FILES)
     if products_path is None:
@@ -156,6 +210,8 @@ def load_catalogue(data_dir: str | Path | None = None, num_products: int | None 
         seen.add(asin)
         products.append(clean_product(raw, attributes))
     prices = product_prices(products)
+    if goals == "synthetic":
+        return Catalogue(products, prices, synthetic_goals(products, prices, attributes))
     instructions_path = _first_existing(directory, HUMAN_INSTRUCTION_FILES)
-    goals = human_goals(products, prices, _read_json(instructions_path)) if instructions_path else []
-    return Catalogue(products, prices, goals)
+    found = human_goals(products, prices, _read_json(instructions_path)) if instructions_path else []
+    return Catalogue(products, prices, found)

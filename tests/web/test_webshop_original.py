@@ -115,8 +115,12 @@ def test_the_same_environment_actions_results_and_rewards(replayed):
             if expected["returned"] is not None:  # execute's own return; the loop then reads "" as "buy now"
                 assert call.result == (str(expected["returned"][1]) or "buy now"), call.action
         assert session.reward == record["reward"]
+        assert session.variables == record["final_state"]["results"]  # every variable, "buy now" for empty
     assert [episode.status for episode in episodes] == ["tool_error", "finished", "parse_error", "step_limit"]
     assert "IndexError" in episodes[0].error  # Pick over a one-item search
+    # --scoring original: a goal counts in the average when it ended (bought or failed), as there
+    assert [float(e.status != "step_limit") for e in episodes] == [r["score"]["in_denominator"] for r in records]
+    assert [session.reward or 0.0 for session in sessions] == [r["score"]["reward_added"] for r in records]
     assert sessions[1].purchase["asin"] == "SMPB000002" and sessions[1].purchase["options"] == {"color": "pink",
                                                                                                 "size": "7"}
 
@@ -222,3 +226,19 @@ def test_run_eval_original_mode_and_original_scoring(tmp_path):
     # the released evaluation's average: the goal still running after 10 rounds is left out
     assert original["scoring"] == "original" and original["num_ended"] == 2
     assert original["average_reward"] == 0.5 and original["success_rate"] == 0.5
+
+
+def test_synthetic_goals_are_the_ones_the_released_evaluation_drew(reference):
+    """WebShop's synthetic goals in WebShop's order; only the price bound (an unseeded draw there) differs."""
+    folder, _ = reference
+    probe = json.loads((folder / "input" / "probe.json").read_text())
+    goals = load_catalogue(folder / "input", goals="synthetic").goals
+    assert len(goals) == probe["num_goals_loaded"] == 106
+    for ours, theirs in zip(goals, probe["goals"]):
+        expected = theirs["goal"]
+        for key in ("asin", "attributes", "goal_options", "query", "name"):
+            assert ours[key] == expected[key], key
+        assert ours["instruction_text"].rsplit(", and price lower than", 1)[0] == \
+            expected["instruction_text"].rsplit(", and price lower than", 1)[0]
+    with pytest.raises(ValueError):
+        load_catalogue(folder / "input", goals="made up")

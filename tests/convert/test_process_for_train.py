@@ -68,7 +68,9 @@ def test_unusable_annotations_are_reported_not_dropped(tmp_path, capsys):
         (1, "plan", "subgoal_without_action"), (1, "ground", "subgoal_without_action"),
         (2, "plan", "bad_input"), (2, "ground", "bad_input"), (3, "plan", "missing_field"), (3, "ground", "missing_field")]
     assert skipped[0]["source"].endswith("mini_converted.json:2")
-    assert "subgoal_without_action 2, bad_input 2, missing_field 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "subgoal_without_action 2, bad_input 2, missing_field 2" in out
+    assert "note: 1 of the annotations are outside the documented format" in out and "mini_converted.json:2" in out
     process_for_train.main(["--domain", "maths", "--formulation", "lumos_iterative", "--data_dir", str(tmp_path),
                             "--compat", "exact"])
     rows = [json.loads(line) for line in (annots / "lumos_maths_plan_iterative.jsonl").read_text().splitlines()]

@@ -1,0 +1,146 @@
+"""The released evaluation's protocol in pieces: its action reading, its feedback cut, its round limits,
+its scoring of tasks cut by the limit, and no BOS on an OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from eval.runner import evaluate, parse_config
+from eval.svamp.benchmark import BENCHMARK as SVAMP
+from eval.svamp.benchmark import original_answer, task_text
+from lumos.agent import Agent
+from lumos.episode import Episode, Step
+from lumos.llm.scripted import ScriptedGenerator
+from lumos.llm.serve import OpenAICompatibleServer
+from lumos.protocol import OriginalMathsProtocol, Protocol, read_original_action
+from lumos.tools.maths import maths_toolbox
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("R1 = Calculator(16-3-4)", (["R1"], "Calculator", "16-3-4")),
+    ("R1, R2 = SolveEquation(R1)", (["R1", "R2"], "SolveEquation", "R1")),
+    ("R2 = Calculator((R1+2)*3)", (["R2"], "Calculator", "(R1+2)*3")),
+    ("Calculator(76 - 25)", ([], "Calculator", "76 - 25")),  # no result variable: not executed
+    ("Output = R9 = 40", (["Output"], "", "R9")),
+    ("R2 = Calculate(16/2)", (["R2"], "Calculate", "16/2")),
+])
+def test_actions_are_read_as_the_original_reads_them(text, expected):
+    assert read_original_action(text) == expected
+
+
+def _episode_after(actions: list[str]) -> Episode:
+    episode = Episode(id="x", task="t", formulation="iterative")
+    episode.original = {"subgoals": [], "actions": actions, "results": {}}
+    return episode
+
+
+@pytest.mark.parametrize("record,value", [
+    ("R1 = Calculator(16-3-4) = 9", "9"),
+    ("R1 = SetEquation(x + 5 = 10) = x + 5 = 10", "10"),  # the text after the last '='
+    ("R1 = Calculator(36/2) = 18.", "18."),  # no period stripped
+    ("R2 = Calculator(R9*2)", "Calculator(R9*2)"),  # a failed action: its own text
+    ("R1 = SolveEquation(2 * w = 2) =  1", "1"),
+])
+def test_feedback_is_cut_as_the_original_cuts_it(record, value):
+    feedback = OriginalMathsProtocol().feedback(Step(index=2), _episode_after([record]), default=None)
+    assert feedback == f"The executed result for Subgoal 2 is {value}. Should we stop planning?"
+
+
+def test_standard_protocol_strips_the_period():
+    step = Step(index=1)
+    from lumos.agent import result_feedback
+
+    assert Protocol().feedback(step, _episode_after([]), result_feedback) == \
+        "The executed result for Subgoal 1 is . Should we stop planning?"
+
+
+SVAMP_TASK = "Jack had 8 apples. He bought 3 more and ate 2 How many apples does he have now?"
+THREE_SUBGOALS = [
+    (r"Initial Environment Description: None\.\n<\|assistant\|>\n\Z", "Subgoal 1: Calculate the apples bought."),
+    (r"Subgoal 1 is 11\. Should we stop planning\?\n<\|assistant\|>\n\Z",
+     "No, I will keep planning. Subgoal 2: Calculate the apples left."),
+    (r"Subgoal 2 is 9\. Should we stop planning\?\n<\|assistant\|>\n\Z",
+     "No, I will keep planning. Subgoal 3: Check the apples."),
+    (r"Subgoal 3 is 9\. Should we stop planning\?\n<\|assistant\|>\n\Z", "Yes, I will stop planning."),
+]
+GROUNDER = [
+    (r"Subgoal 3: Check the apples\.\n<\|assistant\|>\n\Z", "R3 = Calculator(R2)"),
+    (r"Subgoal 2: Calculate the apples left\.\n<\|assistant\|>\n\Z", "R2 = Calculator(R1-2)"),
+    (r"Subgoal 1: Calculate the apples bought\.\n<\|assistant\|>\n\Z", "R1 = Calculator(8+3)"),
+]
+
+
+@pytest.mark.parametrize("rounds,subgoals,status", [(4, 2, "step_limit"), (3, 1, "step_limit"), (16, 3, "finished")])
+def test_round_limit_counts_planner_and_grounder_calls(rounds, subgoals, status):
+    planner, grounder = ScriptedGenerator(THREE_SUBGOALS), ScriptedGenerator(GROUNDER)
+    with maths_toolbox() as toolbox:
+        agent = Agent(planner, grounder, toolbox, domain="maths", protocol=OriginalMathsProtocol(rounds))
+        [episode] = agent.run([("a", SVAMP_TASK)])
+    assert len(planner.calls) + len(grounder.calls) == min(rounds, 7)
+    assert episode.status == status
+    assert len(episode.original["subgoals"]) == subgoals
+    expected = dict(list({"R1": "11", "R2": "9", "R3": "9"}.items())[:subgoals])
+    assert episode.original["results"] == expected
+    assert agent.max_new_tokens == 512
+
+
+def test_svamp_task_cut_by_the_round_limit_is_scored_by_the_original_rule(tmp_path):
+    data = tmp_path / "svamp"
+    data.mkdir()
+    (data / "test.json").write_text(json.dumps([{"ID": "chal-1", "Body": "Jack had 8 apples. He bought 3 more and "
+                                                 "ate 2", "Question": "How many apples does he have now?",
+                                                 "Answer": 9.0}]))
+    rules = {}
+    for name, script in (("p", THREE_SUBGOALS), ("g", GROUNDER)):
+        rules[name] = tmp_path / f"{name}.json"
+        rules[name].write_text(json.dumps({"rules": [list(rule) for rule in script]}))
+    results = {}
+    for scoring in ("original", "standard"):
+        config = parse_config(SVAMP, ["--data_dir", str(data), "--save_dir", str(tmp_path / scoring),
+                                      "--planner", f"scripted:{rules['p']}", "--grounder", f"scripted:{rules['g']}",
+                                      "--prompt_style", "original", "--scoring", scoring])
+        results[scoring] = evaluate(config, SVAMP)
+    # SVAMP's 4 rounds execute 2 subgoals and never ask the planner whether to stop
+    assert results["original"]["status"] == {"step_limit": 1} == results["standard"]["status"]
+    assert results["original"]["accuracy"] == 1.0  # the original scores its final variable, R2 = 9
+    assert results["standard"]["accuracy"] == 0.0  # ours: an unfinished episode scores 0
+
+
+def test_svamp_question_is_body_space_question_unchanged():
+    assert task_text("Jack had 8 apples ", " How many?") == "Jack had 8 apples   How many?"
+    assert task_text("a discount of 25 dollars on each pack", "How much?") == \
+        "a discount of 25 dollars on each pack How much?"
+    assert original_answer(2.5) == "2" and original_answer(51.0) == "51"
+
+
+class _RecordingServer(OpenAICompatibleServer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bodies: list[dict] = []
+
+    def generate(self, kind, body):
+        self.bodies.append(body)
+        return super().generate(kind, body)
+
+
+@pytest.mark.parametrize("style", ["original", "tulu"])
+def test_served_model_is_asked_for_no_bos_in_original_style(tmp_path, style):
+    data = tmp_path / "svamp"
+    data.mkdir()
+    (data / "test.json").write_text(json.dumps([{"ID": "c1", "Body": "Jack had 8 apples.",
+                                                 "Question": "How many?", "Answer": 8.0}]))
+    with _RecordingServer(ScriptedGenerator([("", "Answer is 8.")])) as server:
+        config = parse_config(SVAMP, ["--data_dir", str(data), "--save_dir", str(tmp_path / "out"),
+                                      "--formulation", "cot", "--planner", server.url, "--prompt_style", style])
+        metrics = evaluate(config, SVAMP)
+    [body] = server.bodies
+    if style == "original":
+        assert body["add_special_tokens"] is False and body["max_tokens"] == 512 and body["stop"] == ["\n"]
+        assert body["prompt"] == "<|user|>\nJack had 8 apples. How many?\n<|assistant|>\n"
+    else:
+        assert "add_special_tokens" not in body and body["max_tokens"] == 256
+    assert metrics["accuracy"] == 1.0
+    assert json.loads((Path(config.save_dir) / "run.json").read_text())["config"]["prompt_style"] == style

@@ -42,11 +42,18 @@ What the original does, and what this mode does about it:
 - scoring: the original divides the summed reward by the goals that ended (bought or failed),
   leaving out those still running after 10 rounds; that is ``--scoring original``; the default
   scoring averages over every goal;
-- not reproduced: the original evaluates WebShop's *synthetic* goals (its ``gym.make`` passes no
-  ``human_goals``); this mode evaluates the goals ``--data_dir`` holds (WebShop's human goals);
-  the original keeps generating for goals that already ended and ignores the output: this mode
-  does not ask the models for them; a generation failure ends the goal (``generation_error``)
-  where the original would stop the whole run.
+- goals: the original evaluates WebShop's *synthetic* goals (its ``gym.make`` passes no
+  ``human_goals``); ``--goals synthetic`` builds the same list in the same order, but each goal's
+  price bound comes from WebShop's unseeded global generator there and a seeded one here, so the
+  ``price lower than`` part of an instruction may differ; the default stays WebShop's human goals;
+- not reproduced: the original keeps generating for goals that already ended and ignores the
+  output: this mode does not ask the models for them; a generation failure ends the goal
+  (``generation_error``) where the original would stop the whole run.
+
+The reference run's printed line (``2.0 5 Average Reward: 0.4``) does not follow from its four
+recorded goals, whose own bookkeeping gives one reward of 1.0 over three ended goals (the gaps in
+its call numbering suggest a fifth goal whose transcript is not included); ``--scoring original``
+follows the per-goal bookkeeping.
 """
 
 from __future__ import annotations
@@ -142,7 +149,7 @@ class OriginalShopSession:
         self._step(f"search[{args}]")
         observation = self.env.observation
         text = ""
-        for item in self.env.clickables()[2:4]:
+        for item in self.env.available_actions()["clickables"][2:4]:
             marker = item.upper() + " [SEP] "
             start = observation.find(marker) + len(marker)
             end = observation[start:].find(" [SEP] ") + start
@@ -157,7 +164,7 @@ class OriginalShopSession:
         self.replay.append(action)
         reward, done = self._step(action)
         if not done:
-            return self.env.clickables() if self.env.state.page != "done" else []
+            return self.env.available_actions()["clickables"] if self.env.state.page != "done" else []
         self.reward = reward
         return reward
 
@@ -228,11 +235,13 @@ class _Goal:
 class OriginalWebShopRun:
     """The original evaluation's rounds over a batch of goals; models are loaded by the caller."""
 
-    def __init__(self, planner: Generator, grounder: Generator, max_new_tokens: int = MAX_NEW_TOKENS):
+    def __init__(self, planner: Generator, grounder: Generator, max_new_tokens: int = MAX_NEW_TOKENS,
+                 keep_prompts: bool = False):
         self.planner = planner
         self.grounder = grounder
         self.max_new_tokens = max_new_tokens
-        self.prompts: list[tuple[str, str, str]] = []  # (episode id, module, prompt) as sent
+        self.keep_prompts = keep_prompts
+        self.prompts: list[tuple[str, str, str]] = []  # (episode id, module, prompt) as sent, when kept
 
     def run(self, goals: Sequence[tuple[str, str, OriginalShopSession]]) -> list[Episode]:
         """``(id, instruction, session)`` triples; one Episode per goal, in input order."""
@@ -325,7 +334,8 @@ class OriginalWebShopRun:
                   texts: list[str]) -> tuple[list[str | GenerationError], float]:
         if not texts:
             return [], 0.0
-        self.prompts += [(state.episode.id, module, text) for state, text in zip(states, texts)]
+        if self.keep_prompts:
+            self.prompts += [(state.episode.id, module, text) for state, text in zip(states, texts)]
         started = time.perf_counter()
         try:
             replies = generator.try_generate(texts, stop=["\n"], max_new_tokens=self.max_new_tokens)

@@ -181,7 +181,10 @@ class WebShopTextEnv:
         return []
 
     def available_actions(self) -> dict[str, Any]:
-        return {"has_search_bar": self.state.page == "search", "clickables": self.clickables()}
+        """WebShop's ``get_available_actions``: its clickables also list the search page's ``search``
+        button, which ``click[...]`` refuses."""
+        on_search_page = self.state.page == "search"
+        return {"has_search_bar": on_search_page, "clickables": ["search"] if on_search_page else self.clickables()}
 
     @property
     def observation(self) -> str:

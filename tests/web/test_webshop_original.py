@@ -66,7 +66,7 @@ def _replay_reference(reference):
     sessions = [OriginalShopSession(WebShopTextEnv(catalogue, goals=goals, search_engine=search,
                                                    search_anywhere=True), index, ranker)
                 for index in range(len(records))]
-    run = OriginalWebShopRun(planner, grounder)
+    run = OriginalWebShopRun(planner, grounder, keep_prompts=True)
     episodes = run.run([(f"webshop_{i}", record["question"], session)
                         for i, (record, session) in enumerate(zip(records, sessions))])
     return records, run, episodes, sessions

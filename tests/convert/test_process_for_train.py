@@ -144,3 +144,25 @@ def test_gsm8k_training_files_parse_back(tmp_path, shared_data):
             assert all(a.result is None and a.tool == "Calculator" and "Output" not in a.outputs for a in actions)
     onetime = [json.loads(line) for line in (annots / "lumos_maths_ground_onetime.jsonl").read_text().splitlines()]
     assert all(len(row["messages"]) == 2 for row in onetime)
+
+
+def test_prm800k_records_without_solution_or_beyond_the_limit_are_listed(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "maths" / "raw_data"
+    raw.mkdir(parents=True)
+    prm = [{"question": {"problem": f"P{i}?", "ground_truth_solution": None if i == 1 else f"S{i}.",
+                         "ground_truth_answer": str(i)}} for i in range(4)]
+    (raw / "phase2_train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in prm))
+    monkeypatch.setattr(process_for_train, "PRM_LIMIT", 3)
+    for formulation in ("cot", "direct"):
+        process_for_train.main(["--domain", "maths", "--formulation", formulation, "--data_dir", str(tmp_path)])
+    annots = tmp_path / "maths" / "train_annots"
+    cot = [json.loads(row) for row in (annots / "maths_cot.jsonl").read_text().splitlines()]
+    assert [(row["id"], row["messages"][1]["content"]) for row in cot] == [("maths_0", "S0. Answer is 0."),
+                                                                          ("maths_2", "S2. Answer is 2.")]
+    direct = [json.loads(row) for row in (annots / "maths_direct.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in direct] == ["maths_0", "maths_1", "maths_2"]
+    skipped = [json.loads(row) for row in (annots / "maths_cot.skipped.jsonl").read_text().splitlines()]
+    assert [(r["index"], r["reason"]) for r in skipped] == [(1, "no_solution"), (3, "beyond_prm_limit")]
+    assert "no_solution 1, beyond_prm_limit 1" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="maths and complex_qa only"):
+        process_for_train.main(["--domain", "web_agent", "--formulation", "cot", "--data_dir", str(tmp_path)])

@@ -3,7 +3,8 @@
 # items_human_ins.json (scripts/download_data.sh --web); leave it unset to use the small catalogue shipped with
 # the package. Further flags pass through: --max_steps (environment actions, default 15), --feedback, --planner, ...
 # --prompt_style original replays the released evaluation: MODEL_DIR then holds lumos_unified_{plan,ground}_iterative
-# (add --scoring original for its average over the goals that ended, --feature_ranker bm25 to run offline).
+# (add --scoring original for its average over the goals that ended, --goals synthetic for the goals it ran,
+# --feature_ranker bm25 to run offline).
 set -euo pipefail
 MODEL_DIR=${MODEL_DIR:?set MODEL_DIR to the folder of the planning/grounding checkpoints}
 python -m eval.webshop.run_eval \

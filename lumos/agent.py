@@ -175,7 +175,11 @@ class Agent:
                 elif state.failed is not None:
                     _finish(state, "tool_error", state.failed)
                 else:
-                    self.protocol.on_stop(state.episode, state.toolbox)
+                    try:
+                        self.protocol.on_stop(state.episode, state.toolbox)
+                    except StepFailed as failure:  # e.g. the final-answer call of the original QA evaluation
+                        _finish(state, "tool_error", str(failure))
+                        continue
                     _finish(state, "finished")
                 continue
             step.subgoal = turn.subgoal

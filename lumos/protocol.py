@@ -135,7 +135,8 @@ class Protocol:
         return default(step.index, step.subgoal or "", step.result or "")
 
     def on_stop(self, episode: Episode, toolbox: Toolbox) -> None:
-        """Called when the iterative planner stops a task that ran without failure, before it is finished."""
+        """Called when the iterative planner stops a task that ran without failure, before it is finished;
+        ``StepFailed`` ends the task ``tool_error`` instead."""
 
 
 # --------------------------------------------------------------------------- the released evaluation

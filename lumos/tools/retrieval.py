@@ -37,10 +37,22 @@ class Paragraph:
     text: str
 
 
+@dataclass(frozen=True)
+class PageLookup:
+    """What a Wikipedia search URL serves for a query: the article whose title it names (``title`` and
+    its ``paragraphs``; none when nothing was found), or a result list of ``candidates`` titles."""
+
+    title: str | None
+    paragraphs: tuple[str, ...] = ()
+    candidates: tuple[str, ...] = ()
+
+
 class KnowledgeSource(Protocol):
     def find_page(self, query: str) -> str | None: ...
 
     def paragraphs(self, title: str) -> list[str]: ...
+
+    def lookup(self, query: str) -> PageLookup: ...
 
 
 def one_line(text: str) -> str:
@@ -143,6 +155,18 @@ class LocalCorpus:
         self._ensure()
         return [self._paragraphs[i].text for i in self._by_title.get(title.strip().lower(), [])]
 
+    def lookup(self, query: str, max_candidates: int = 5) -> PageLookup:
+        """The page titled ``query`` (any case), else up to ``max_candidates`` titles of the best paragraphs."""
+        self._ensure()
+        exact = self._by_title.get(one_line(query).lower())
+        if exact:
+            return PageLookup(self._paragraphs[exact[0]].title, tuple(self._paragraphs[i].text for i in exact))
+        titles: list[str] = []
+        for paragraph, _ in self.search(query, k=10 * max_candidates):
+            if paragraph.title not in titles:
+                titles.append(paragraph.title)
+        return PageLookup(None, candidates=tuple(titles[:max_candidates]))
+
 
 class WikipediaAPI:
     """Pages from the MediaWiki API (online option; plain-text extracts split into paragraphs)."""
@@ -166,6 +190,16 @@ class WikipediaAPI:
     def find_page(self, query: str) -> str | None:
         hits = self._get(action="query", list="search", srsearch=query, srlimit="1").get("query", {}).get("search", [])
         return hits[0]["title"] if hits else None
+
+    def lookup(self, query: str, max_candidates: int = 5) -> PageLookup:
+        """The article titled ``query`` (after redirects), else the first ``max_candidates`` search results."""
+        pages = self._get(action="query", redirects="1", titles=query).get("query", {}).get("pages", [])
+        if pages and not pages[0].get("missing") and not pages[0].get("invalid"):
+            title = pages[0]["title"]
+            return PageLookup(title, tuple(self.paragraphs(title)))
+        hits = self._get(action="query", list="search", srsearch=query,
+                         srlimit=str(max_candidates)).get("query", {}).get("search", [])
+        return PageLookup(None, candidates=tuple(hit["title"] for hit in hits))
 
     def paragraphs(self, title: str) -> list[str]:
         if title not in self._pages:

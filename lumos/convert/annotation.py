@@ -6,7 +6,7 @@ from the line's first ``:`` to its first `` = ``, its tool name from there to th
 and its arguments and result are found by counting parentheses. Annotations that do not fit
 the format (a trailing ``. `` after the call, ``Output = R9 = 40``, doubled spaces, a triple
 newline) still give training text, and this module gives exactly the same text, so that
-training files match the released ones byte for byte (docs/FORMAT.md, "Training files").
+training files match the released ones byte for byte (docs/FORMAT.md §3.6).
 
 This is for reading *annotations* only. Model output (a planner reply, a grounding answer) is
 parsed strictly by :mod:`lumos.format`; nothing here is used on it.
@@ -18,6 +18,7 @@ which the caller writes into the record's ``.skipped.jsonl`` entry.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 from lumos import prompts
 
 OUTPUT = "Output"
@@ -43,7 +44,7 @@ class AnnotatedSubgoal:
     def key(self) -> str:
         """The label the grounding prompt uses for this subgoal's result: the text before ``:``."""
         colon = self.line.find(":")
-        return self.line[:colon] if colon >= 0 else self.line[:-1]
+        return self.line[:colon] if colon >= 0 else self.line[:-1]  # no colon: all but the last character
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,13 @@
 """Training examples for fine-tuning: load conversations, tokenise with loss masks, pack or pad.
 
 Each conversation (FORMAT.md §3) is rendered by ``lumos.prompts.render_chat``, which also returns
-the character spans the loss covers (assistant answers with their EOS, headers excluded). The
-fast tokenizer's offset mapping turns those spans into labels in one pass over the tokens.
+the character spans of the assistant answers with their EOS (headers excluded). As in
+open-instruct's ``encode_with_messages_format``, which trained the released checkpoints, the loss
+also covers the newline after each EOS (LLaMA tokenises it as ``▁`` + ``<0x0A>``): the original
+masks each user turn from the token count of the text before it, and that text ends with the
+newline. The fast tokenizer's offset mapping turns the spans into labels in one pass over the
+tokens; ``prefix_masks=True`` (or a tokenizer without offsets) counts tokens of text prefixes
+instead, the original's own procedure.
 """
 
 from __future__ import annotations
@@ -64,12 +69,45 @@ def labels_from_offsets(input_ids: Sequence[int], offsets: Sequence[tuple[int, i
     return labels
 
 
+def loss_spans(text: str, answer_spans: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Each answer span (answer + EOS) extended over the newline that follows it, as the original trains."""
+    return [(start, end + 1) if text[end:end + 1] == "\n" else (start, end) for start, end in answer_spans]
+
+
+def labels_from_prefixes(input_ids: Sequence[int], text: str, spans: Sequence[tuple[int, int]],
+                         tokenizer: "PreTrainedTokenizerBase", max_seq_length: int) -> list[int]:
+    """Labels on the tokens from ``len(tokenize(text[:start]))`` to ``len(tokenize(text[:end]))`` of each span.
+
+    open-instruct's procedure (BOS counted, each prefix truncated like the whole text); any
+    tokenizer will do, offsets are not needed.
+    """
+    def count(end: int) -> int:
+        if end >= len(text):
+            return len(input_ids)
+        return len(tokenizer(text[:end], add_special_tokens=True, truncation=True,
+                             max_length=max_seq_length)["input_ids"])
+
+    labels = [IGNORE_INDEX] * len(input_ids)
+    for start, end in spans:
+        first, last = count(start), count(end)
+        labels[first:last] = input_ids[first:last]
+    return labels
+
+
 def encode_conversation(messages: Sequence[dict[str, str]], tokenizer: "PreTrainedTokenizerBase",
-                        max_seq_length: int) -> dict[str, list[int]]:
-    """``input_ids`` (BOS first, truncated to ``max_seq_length``) and assistant-only ``labels``."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise TrainingDataError("label masks come from offset mappings, which only fast tokenizers give")
-    text, spans = render_chat(messages, tokenizer.eos_token)
+                        max_seq_length: int, prefix_masks: bool = False) -> dict[str, list[int]]:
+    """``input_ids`` (BOS first, truncated to ``max_seq_length``) and assistant-only ``labels``.
+
+    Labels cover each answer, its EOS and the newline after the EOS (see the module docstring);
+    from offsets by default, from prefix token counts with ``prefix_masks`` or a tokenizer
+    that gives no offsets.
+    """
+    text, answer_spans = render_chat(messages, tokenizer.eos_token)
+    spans = loss_spans(text, answer_spans)
+    if prefix_masks or not getattr(tokenizer, "is_fast", False):
+        input_ids = tokenizer(text, add_special_tokens=True, truncation=True, max_length=max_seq_length)["input_ids"]
+        return {"input_ids": input_ids,
+                "labels": labels_from_prefixes(input_ids, text, spans, tokenizer, max_seq_length)}
     encoding = tokenizer(text, return_offsets_mapping=True, add_special_tokens=True,
                          truncation=True, max_length=max_seq_length)
     input_ids = encoding["input_ids"]
@@ -77,13 +115,19 @@ def encode_conversation(messages: Sequence[dict[str, str]], tokenizer: "PreTrain
 
 
 def tokenize_dataset(dataset: "datasets.Dataset", tokenizer: "PreTrainedTokenizerBase",
-                     max_seq_length: int, num_workers: int | None = None) -> "datasets.Dataset":
-    """Tokenise every conversation; drop (and count) those truncated down to no label at all."""
+                     max_seq_length: int, num_workers: int | None = None, *, prefix_masks: bool = False,
+                     overwrite_cache: bool = False) -> "datasets.Dataset":
+    """Tokenise every conversation; drop (and count) those truncated down to no label at all.
+
+    ``overwrite_cache`` recomputes instead of reusing the ``datasets`` cache of an earlier run.
+    """
     tokenized = dataset.map(
-        lambda record: encode_conversation(record["messages"], tokenizer, max_seq_length),
-        remove_columns=dataset.column_names, num_proc=num_workers, desc="tokenising")
+        lambda record: encode_conversation(record["messages"], tokenizer, max_seq_length, prefix_masks),
+        remove_columns=dataset.column_names, num_proc=num_workers, desc="tokenising",
+        load_from_cache_file=not overwrite_cache)
     tokenized = tokenized.filter(lambda record: any(label != IGNORE_INDEX for label in record["labels"]),
-                                 num_proc=num_workers, desc="dropping examples without labels")
+                                 num_proc=num_workers, desc="dropping examples without labels",
+                                 load_from_cache_file=not overwrite_cache)
     if len(tokenized) == 0:
         raise TrainingDataError(f"no example keeps an assistant token within max_seq_length={max_seq_length}")
     return tokenized

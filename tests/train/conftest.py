@@ -62,3 +62,11 @@ def tiny_flags() -> list[str]:
 def finetune():
     """``finetune(args)`` -> CompletedProcess of a train/finetune.py run."""
     return run_finetune
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer(shared_data: Path):
+    """The real LLaMA-2 tokenizer (``../shared/data/llama2_tokenizer``, a fast tokenizer without a pad token)."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(shared_data / "llama2_tokenizer")

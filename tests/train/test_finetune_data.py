@@ -9,7 +9,7 @@ import torch
 
 from lumos.prompts import render_chat
 from lumos.tiny_model import EOS, TinyModelConfig, build_tiny_model, train_tokenizer
-from train.data import (IGNORE_INDEX, PackedRowsCollator, encode_conversation, labels_from_offsets,
+from train.data import (IGNORE_INDEX, PackedRowsCollator, encode_conversation, labels_from_offsets, loss_spans,
                         pack_by_length, padding_collator, pop_token_count)
 
 SMALL = TinyModelConfig(vocab_size=600, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -33,7 +33,8 @@ def tokenizer(real_conversations):
 
 def test_label_mask_matches_renderer_token_by_token(real_conversations, tokenizer):
     for messages in real_conversations:
-        text, spans = render_chat(messages, tokenizer.eos_token)
+        text, answer_spans = render_chat(messages, tokenizer.eos_token)
+        spans = loss_spans(text, answer_spans)
         encoded = encode_conversation(messages, tokenizer, max_seq_length=100_000)
         offsets = tokenizer(text, return_offsets_mapping=True)["offset_mapping"]
         assert encoded["input_ids"][0] == tokenizer.bos_token_id and encoded["labels"][0] == IGNORE_INDEX
@@ -42,13 +43,15 @@ def test_label_mask_matches_renderer_token_by_token(real_conversations, tokenize
             outside = all(end <= s or start >= e for s, e in spans)
             assert inside or outside, f"token {text[start:end]!r} straddles a loss span"
             assert label == (token_id if inside and end > start else IGNORE_INDEX), text[start:end]
-        # The labelled tokens cover exactly the assistant answers with their EOS (byte-level tokens
-        # of one multi-byte character share its offsets, hence sets of characters).
+        # The labelled tokens cover exactly the assistant answers with their EOS and the newline
+        # after it, as open-instruct trains (byte-level tokens of one multi-byte character share
+        # its offsets, hence sets of characters).
         covered = {i for (s, e), label in zip(offsets, encoded["labels"]) if label != IGNORE_INDEX
                    for i in range(s, e)}
         assert covered == {i for s, e in spans for i in range(s, e)}
         answers = [m["content"].strip() + EOS for m in messages if m["role"] == "assistant"]
-        assert [text[s:e] for s, e in spans] == answers
+        assert [text[s:e] for s, e in answer_spans] == answers
+        assert [text[s:e] for s, e in spans] == [answer + "\n" for answer in answers[:-1]] + answers[-1:]
         eos_labels = [label for label in encoded["labels"] if label == tokenizer.eos_token_id]
         assert len(eos_labels) == len(answers)
 
@@ -66,6 +69,13 @@ def test_truncation_keeps_the_mask_aligned(real_conversations, tokenizer):
     full = encode_conversation(messages, tokenizer, max_seq_length=100_000)
     short = encode_conversation(messages, tokenizer, max_seq_length=len(full["input_ids"]) - 5)
     assert short["input_ids"] == full["input_ids"][:-5] and short["labels"] == full["labels"][:-5]
+
+
+def test_prefix_masks_equal_offset_masks(real_conversations, tokenizer):
+    for messages in real_conversations:
+        for max_seq_length in (100_000, 64):
+            assert encode_conversation(messages, tokenizer, max_seq_length, prefix_masks=True) == \
+                encode_conversation(messages, tokenizer, max_seq_length)
 
 
 def test_labels_from_offsets_handles_tokens_across_span_edges():

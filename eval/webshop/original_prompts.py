@@ -113,7 +113,8 @@ def planner_examples() -> str:
     for example in EXAMPLES:
         text += plan_task_turn(example.task)
         for k, step in enumerate(example.subgoals, start=1):
-            text += f"{step.subgoal}\n\n{USER}The execution result for Subgoal {k} is {step.result.strip('.')}.\n{ASSISTANT}"
+            told = f"The execution result for Subgoal {k} is {step.result.strip('.')}."
+            text += f"{step.subgoal}\n\n{USER}{told}\n{ASSISTANT}"
         text += "\n\n"
     return text
 

@@ -115,6 +115,9 @@ def test_the_same_environment_actions_results_and_rewards(replayed):
             if expected["returned"] is not None:  # execute's own return; the loop then reads "" as "buy now"
                 assert call.result == (str(expected["returned"][1]) or "buy now"), call.action
         assert session.reward == record["reward"]
+        rewarded = [call["returned"] for call in record["calls"] if call.get("fn") == "get_reward"]
+        if rewarded:  # WebShop's get_reward, component by component
+            assert [session.reward, session.purchase["reward_info"]] == rewarded[0]
         assert session.variables == record["final_state"]["results"]  # every variable, "buy now" for empty
     assert [episode.status for episode in episodes] == ["tool_error", "finished", "parse_error", "step_limit"]
     assert "IndexError" in episodes[0].error  # Pick over a one-item search
@@ -176,12 +179,13 @@ def test_feature_retrieve_loses_the_last_character_and_empty_reads_buy_now():
 
 # ----------------------------------------------------------------------------- through run_eval
 
+_KEEP = "No, I will keep planning. "
 _PLAN = [  # the exemplars' five subgoals, whatever the goal
-    (r"executed result for Subgoal 4 is", "No, I will keep planning. Subgoal 5: Buy this item by selecting its relevant features."),
-    (r"executed result for Subgoal 3 is", "No, I will keep planning. Subgoal 4: Pick up the most related one from the two "
-                                          "relevant items according to the product names and their features."),
-    (r"executed result for Subgoal 2 is", "No, I will keep planning. Subgoal 3: Select the most relevant features of the item."),
-    (r"executed result for Subgoal 1 is", "No, I will keep planning. Subgoal 2: Select the most relevant features of the item."),
+    (r"executed result for Subgoal 4 is", _KEEP + "Subgoal 5: Buy this item by selecting its relevant features."),
+    (r"executed result for Subgoal 3 is", _KEEP + "Subgoal 4: Pick up the most related one from the two relevant "
+                                                  "items according to the product names and their features."),
+    (r"executed result for Subgoal 2 is", _KEEP + "Subgoal 3: Select the most relevant features of the item."),
+    (r"executed result for Subgoal 1 is", _KEEP + "Subgoal 2: Select the most relevant features of the item."),
     (r"", "Subgoal 1: Search two relevant items and the product names according to the instruction."),
 ]
 
@@ -214,7 +218,8 @@ def test_run_eval_original_mode_and_original_scoring(tmp_path):
             "--grounder", f"scripted:{tmp_path / 'ground.json'}", "--feature_ranker", "bm25",
             "--max_num_examples", "3", "--eval_batch_size", "2"]
     standard = main([*argv, "--save_dir", str(tmp_path / "standard")])
-    records = {r["id"]: r for r in map(json.loads, (tmp_path / "standard" / "predictions.jsonl").read_text().splitlines())}
+    lines = (tmp_path / "standard" / "predictions.jsonl").read_text().splitlines()
+    records = {r["id"]: r for r in map(json.loads, lines)}
     bank, jacket, laptop = records["webshop_1"], records["webshop_0"], records["webshop_2"]
     assert bank["status"] == "finished" and bank["scores"] == {"reward": 1.0, "success": 1.0}
     assert bank["webshop"]["purchase"]["options"] == {"color": "blue"}

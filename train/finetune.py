@@ -338,11 +338,11 @@ class FinetuneRecipe:
     # ---------------------------------------------------------------- train
 
     def train(self) -> None:
-        from tqdm.auto import tqdm
+        from lumos.progress import progress_bar
 
         cfg, accelerator = self.config, self.accelerator
-        progress = tqdm(total=self.max_train_steps, initial=self.completed_steps,
-                        disable=not accelerator.is_local_main_process, desc="training")
+        progress = progress_bar(total=self.max_train_steps, initial=self.completed_steps,
+                                disable=not accelerator.is_local_main_process, desc="training")
         window_loss, window_micro, window_tokens, window_start = 0.0, 0, 0, time.perf_counter()
         self.model.train()
         if self.completed_steps >= self.max_train_steps:  # resumed from the last checkpoint of a finished run

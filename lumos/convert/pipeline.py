@@ -362,7 +362,7 @@ def _in_batches(converter: Converter, tasks: Iterator[tuple[Any, SourceTask]]) -
 
 def run_conversion(config: ConversionConfig, converter: Converter, verify: Verifier | None = None) -> Summary:
     """Convert every selected record not already done; append results and failures as they come."""
-    from tqdm import tqdm
+    from lumos.progress import progress_bar
 
     started = time.perf_counter()
     if config.retry_failed and config.failed_path.exists():
@@ -370,7 +370,7 @@ def run_conversion(config: ConversionConfig, converter: Converter, verify: Verif
     write_run_info(config.output_path.with_name(config.output_path.stem + ".run.json"), asdict(config))
     with JsonlStore(config.output_path) as output, JsonlStore(config.failed_path) as failed:
         job = _Job(config, output, failed, verify)
-        bar = tqdm(disable=not config.progress, desc=f"converting {config.source_name}", unit="rec")
+        bar = progress_bar(disable=not config.progress, desc=f"converting {config.source_name}", unit="rec")
         try:
             tasks = _tasks_to_convert(config, job, bar)
             if hasattr(converter, "convert_stream"):

@@ -275,9 +275,9 @@ class RequestStream:
             return
         generator = self._generator
         if self._bar is None and generator.progress:
-            from tqdm.auto import tqdm
+            from lumos.progress import progress_bar
 
-            self._bar = tqdm(desc=f"{generator.model or 'model'}", unit="req", leave=False)
+            self._bar = progress_bar(desc=f"{generator.model or 'model'}", unit="req", leave=False)
         generator._ensure_model()
         queued, self._queued = self._queued, []
         cache = generator._cache

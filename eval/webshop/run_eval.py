@@ -62,16 +62,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """WebShop's own flags; the rest go to the shared runner's parser."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--feedback", default="observation", choices=FEEDBACKS)
+    parser = argparse.ArgumentParser(prog="python -m eval.webshop.run_eval", add_help=False)
+    parser.add_argument("--feedback", default=None, choices=FEEDBACKS)
     parser.add_argument("--goals", default="human", choices=GOAL_KINDS,
                         help="WebShop's human goals, or its synthetic ones (what the released evaluation ran)")
     parser.add_argument("--feature_ranker", default=FEATURE_RANKER,
                         help="cross-encoder for FeatureRetrieve/Pick under --prompt_style original, or 'bm25'")
+    parser.add_argument("--prompt_style", default="tulu")  # peeked at, and passed on to the runner
     options, rest = parser.parse_known_args(argv)
-    if not any(arg == "--data_dir" or arg.startswith("--data_dir=") for arg in rest):
+    given = lambda flag: any(arg == flag or arg.startswith(flag + "=") for arg in rest)  # noqa: E731
+    if options.prompt_style == "original":
+        # the released evaluation runs 10 module calls and tells the planner what it tells it
+        if options.feedback is not None or given("--max_steps"):
+            parser.error("--feedback and --max_steps do not apply under --prompt_style original "
+                         "(the released evaluation runs 10 rounds and words its own feedback)")
+    options.feedback = options.feedback or "observation"
+    rest += ["--prompt_style", options.prompt_style]
+    if not given("--data_dir"):
         rest += ["--data_dir", str(SAMPLE_DIR)]
-    if not any(arg == "--max_steps" or arg.startswith("--max_steps=") for arg in rest):
+    if not given("--max_steps"):
         rest += ["--max_steps", str(DEFAULT_MAX_STEPS)]
     return options, rest
 

@@ -247,3 +247,13 @@ def test_synthetic_goals_are_the_ones_the_released_evaluation_drew(reference):
             expected["instruction_text"].rsplit(", and price lower than", 1)[0]
     with pytest.raises(ValueError):
         load_catalogue(folder / "input", goals="made up")
+
+
+def test_flags_of_our_loop_are_refused_under_original(tmp_path, capsys):
+    from eval.webshop.run_eval import main
+
+    for extra in (["--feedback", "completion"], ["--max_steps", "30"]):
+        with pytest.raises(SystemExit):
+            main(["--prompt_style", "original", "--planner", "scripted:x", "--grounder", "scripted:y",
+                  "--save_dir", str(tmp_path), *extra])
+        assert "do not apply under --prompt_style original" in capsys.readouterr().err

@@ -20,8 +20,9 @@ Where the original differs from what we reproduce (each scores the same, 0, in b
 * an action the original's ``execute`` returns nothing for (an unknown name, ``Code``) loses the
   task's results; the original then records, and shows the planner and the grounder, whatever
   result the *previous* action of the whole run left (often another example's). We do the same
-  within one ``Agent.run`` batch (one protocol object, tasks in input order), so with the whole
-  file in one batch the prompts match; the task ends ``tool_error``.
+  (one protocol object per run, tasks in input order), so with the whole file in one batch the
+  prompts match (with several batches the previous action may be another one); the task ends
+  ``tool_error``.
 * HotpotQA crashed the whole run when a subgoal ended with KnowledgeQuery (``str + list``) and
   when the very first action of the run failed; StrategyQA onetime crashed on any unknown action.
   Here only that task ends (``tool_error``), its record written as StrategyQA writes it

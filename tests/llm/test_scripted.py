@@ -36,3 +36,14 @@ def test_from_file_through_get_generator(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(ValueError, match="broken.json"):
         get_generator(f"scripted:{tmp_path / 'broken.json'}")
+
+
+def test_exact_replies_answer_whole_prompts_byte_for_byte(tmp_path):
+    path = tmp_path / "exact.json"
+    path.write_text(json.dumps({"exact": [["<|user|>\nQ?\n<|assistant|>\n", "Answer is 3.\nextra"]]}))
+    generator = get_generator(f"scripted:{path}")
+    assert generator.generate(["<|user|>\nQ?\n<|assistant|>\n"]) == ["Answer is 3."]
+    # a prompt one byte off (a BOS, a missing newline) is not answered
+    [missing] = generator.try_generate(["<s><|user|>\nQ?\n<|assistant|>\n"])
+    assert isinstance(missing, GenerationError) and "no recorded prompt" in str(missing)
+    assert ScriptedGenerator.exact({"a": "b"}, default="d").generate(["a", "c"]) == ["b", "d"]

@@ -257,3 +257,27 @@ def test_flags_of_our_loop_are_refused_under_original(tmp_path, capsys):
             main(["--prompt_style", "original", "--planner", "scripted:x", "--grounder", "scripted:y",
                   "--save_dir", str(tmp_path), *extra])
         assert "do not apply under --prompt_style original" in capsys.readouterr().err
+
+
+def test_served_checkpoints_get_the_released_request(tmp_path):
+    """Through an OpenAI-compatible server (vLLM's shape): no BOS asked for, 512 new tokens, cut at a newline."""
+    from eval.webshop.run_eval import main
+    from lumos.llm.serve import OpenAICompatibleServer
+
+    class Recording(OpenAICompatibleServer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.bodies = []
+
+        def generate(self, kind, body):
+            self.bodies.append(body)
+            return super().generate(kind, body)
+
+    with Recording(ScriptedGenerator(_PLAN)) as planner, Recording(ScriptedGenerator(_GROUND)) as grounder:
+        metrics = main(["--prompt_style", "original", "--planner", planner.url, "--grounder", grounder.url,
+                        "--feature_ranker", "bm25", "--max_num_examples", "2", "--save_dir", str(tmp_path)])
+    bodies = planner.bodies + grounder.bodies
+    assert len(planner.bodies) == 10 and len(grounder.bodies) == 10  # two goals, five rounds each
+    assert all(b["add_special_tokens"] is False and b["max_tokens"] == 512 and b["stop"] == ["\n"] for b in bodies)
+    assert all(b["prompt"].startswith("<|user|>\nPlease ground") for b in grounder.bodies)
+    assert metrics["num_bought"] == 1 and metrics["average_reward"] == 0.5

@@ -1,4 +1,4 @@
-"""Turn converted annotations into training conversations (docs/FORMAT.md, "Training files").
+"""Turn converted annotations into training conversations (docs/FORMAT.md §2-§4).
 
     python -m data.process_for_train --domain maths --formulation lumos_iterative
     python -m data.process_for_train --domain maths --formulation lumos_onetime
@@ -7,7 +7,7 @@
     python -m data.process_for_train --unified maths,complex_qa,web_agent
     python -m data.process_for_train --domain maths --formulation lumos_iterative --compat exact
 
-Reads ``<data_dir>/<domain>/converted/*.json`` (``lumos_*``, and complex_qa ``cot``) or
+Reads ``<data_dir>/<domain>/converted/*.json[l]`` (``lumos_*``, and complex_qa ``cot``) or
 ``<data_dir>/<domain>/raw_data/*.json[l]`` (maths ``cot``/``direct``: GSM8K, ASDiv and PRM800K
 records, told apart by their fields; complex_qa ``direct``: any records with ``question`` and
 ``answer``, e.g. MuSiQue and StrategyQA), files in sorted name order, and writes

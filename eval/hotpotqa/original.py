@@ -117,7 +117,7 @@ class OriginalQAProtocol(OriginalProtocol):
             call.result = value_text(value)
             if book["results"] is not None:
                 book["results"][stored] = value
-                episode.prediction = call.result
+                episode.prediction = answer_part(call.result)  # what standard scoring reads
         if not self.onetime and step.calls:
             if id(step) not in self._subgoal_values:
                 weakref.finalize(step, self._subgoal_values.pop, id(step), None)
@@ -136,7 +136,7 @@ class OriginalQAProtocol(OriginalProtocol):
         except ToolError as error:  # the QA model failed: no final answer, the task ends tool_error
             raise StepFailed(f"decide_final_ans: {error}") from error
         results["final_ans"] = answer
-        episode.prediction = answer
+        episode.prediction = answer_part(answer)
 
     def _executor(self, toolbox: Toolbox) -> OriginalQAExecutor:
         entry = self._executors.get(id(toolbox))

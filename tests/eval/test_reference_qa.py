@@ -201,6 +201,8 @@ def test_original_mode_sends_the_recorded_prompts_and_scores_as_recorded(referen
         score = BENCHMARKS[bench].score_original(episode, examples[int(record["example"])], formulation)
         metric = "em" if bench == "hotpotqa" else "accuracy"
         assert score[metric] == _recorded_score(record, bench), f"example {record['example']} ({record['cases']})"
+        if record["score"].get("pred") is not None:  # the answer the original read is our prediction too
+            assert episode.prediction == record["score"]["pred"]
         # a task finishes exactly when the original kept its results to the end and stopped in time
         kept = final is not None and record.get("stopped") is not False
         assert (episode.status == "finished") == kept, (episode.status, episode.error)
@@ -261,7 +263,6 @@ def test_run_eval_original_replays_the_reference_run(reference, shared_data, tmp
     assert sorted(sent) == sorted(expected)
     metric = "em" if bench == "hotpotqa" else "accuracy"
     assert metrics["scoring"] == "original" and metrics["num_examples"] == len(records)
-    saved = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert metrics[metric] == pytest.approx(sum(_recorded_score(r, bench) for r in records) / len(records))
     saved = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
     assert [r["scores"][metric] for r in saved] == [_recorded_score(r, bench) for r in records]

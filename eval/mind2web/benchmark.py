@@ -1,12 +1,15 @@
-"""Mind2Web through the shared runner: each task is one episode of the Lumos agent loop.
+"""Mind2Web through the shared runner, one task per example, under one of two protocols.
 
-The task's environment is its recorded action trace, teacher-forced: the page an action sees is
-the candidate pool of the trace's next step (the ranker's top-k over ALL the step's candidates,
-so the gold element may be missing), and every executed web action consumes one step, right or
-wrong, as MindAct's step-level evaluation does. The episode ends when the trace is used up, the
-planner stops, or the loop fails; steps never reached score as misses. Scores: per task, the
-mean element accuracy, operation F1 and step success over its steps, and task success; per
-split, MindAct's aggregates (:func:`eval.mind2web.metrics.aggregate`).
+- ``step_level`` (default): MindAct's step-level protocol (:mod:`eval.mind2web.protocol`): every
+  gold step is judged on its own candidates with the gold previous steps as the planner's history;
+- ``free_running``: the shared agent loop runs freely over the task's recorded trace
+  (:class:`TraceEnvironment`): every executed web action consumes the trace's next step, right or
+  wrong; the episode ends when the trace is used up, the planner stops or the loop fails, and
+  steps never reached score as misses.
+
+Scores: per task, the mean element accuracy, operation F1 and step success over its steps, and
+task success (every step succeeded); per split, MindAct's aggregates
+(:func:`eval.mind2web.metrics.aggregate`); under ``--scoring original`` the original's figure too.
 """
 
 from __future__ import annotations
@@ -15,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from eval.mind2web.adapter import candidate_pool
-from eval.mind2web.data import SPLITS, Task, load_split, load_step_instances
+from eval.mind2web.data import SPLITS, Task, load_tasks
 from eval.mind2web.metrics import StepScore, aggregate, score_step
+from eval.mind2web.protocol import StepLevelProtocol, candidate_pool
 from eval.runner import Benchmark, EvalConfig, Example
 from lumos.tools.web import Ranker, WebActionError, WebActionResult, WebPage, web_toolbox
 
-STEP_LEVEL_SPLIT = "step_level"  # a file of step-level instances, each a one-step task
+PROTOCOLS = ("step_level", "free_running")
 
 
 @dataclass
@@ -90,35 +93,36 @@ def task_scores(step_records: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 
 def split_metrics(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """MindAct's aggregates per split (macro over tasks, micro over steps)."""
+    """MindAct's aggregates per split (macro over tasks, micro over steps); the original's figure
+    (correct / executed actions over the run) where the records carry its bookkeeping."""
     by_split: dict[str, list[list[StepScore]]] = {}
     for record in records:
-        steps = [StepScore(r["element_correct"], r["op_f1"]) for r in record["step_scores"]]
-        by_split.setdefault(record["split"], []).append(steps)
-    return {"splits": {split: aggregate(tasks) for split, tasks in sorted(by_split.items())}}
+        steps = [StepScore(r["element_correct"], r["op_f1"]) for r in record.get("step_scores") or []]
+        by_split.setdefault(record.get("split", ""), []).append(steps)
+    metrics: dict[str, Any] = {"splits": {split: aggregate(tasks) for split, tasks in sorted(by_split.items())}}
+    actions = [entry for record in records for step in record.get("step_scores") or []
+               for entry in step.get("original") or [] if entry.get("executed")]
+    if actions:
+        metrics["original_step_success"] = round(sum(a["step_success"] for a in actions) / len(actions), 6)
+        metrics["original_executed_actions"] = len(actions)
+    return metrics
 
 
-def load_tasks(path: Path, splits: Sequence[str], per_split: int | None) -> list[Task]:
-    """A folder of official splits (those of ``splits`` present), or one step-level instance file."""
-    if path.is_file():
-        tasks = [Task(t.id, t.task, t.website, t.steps, STEP_LEVEL_SPLIT, t.extra) for t in load_step_instances(path)]
-        return tasks[:per_split] if per_split else tasks
-    present = [split for split in splits if (path / split).is_dir()]
-    if not present:
-        raise FileNotFoundError(f"{path}: none of the split folders {', '.join(splits)} is there")
-    tasks = []
-    for split in present:
-        loaded = load_split(path, split)
-        tasks += loaded[:per_split] if per_split else loaded
-    return tasks
+def original_scores(step_records: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """The original's count for one task: executed actions and the correct ones among them."""
+    actions = [entry for step in step_records for entry in step.get("original") or [] if entry.get("executed")]
+    return {"corr_em": float(sum(entry["step_success"] for entry in actions)), "tot_tags": float(len(actions))}
 
 
-def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS,
-                   per_split: int | None = None) -> Benchmark:
+def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS, per_split: int | None = None,
+                   protocol: str = "step_level", phrase_seed: int = 0) -> Benchmark:
     """The Mind2Web benchmark for the shared runner; ``per_split`` caps the tasks of each split."""
     if top_k < 1:
         raise ValueError(f"top_k must be at least 1, got {top_k}")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; choose one of {', '.join(PROTOCOLS)}")
     tasks: dict[str, Task] = {}
+    step_records: dict[str, list[dict[str, Any]]] = {}
 
     def load(path: Path) -> list[Example]:
         examples = []
@@ -128,14 +132,51 @@ def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS,
             examples.append(Example(id=example_id, question=task.task, answer=gold_answer(task)))
         return examples
 
+    def step_level(examples: list[Example], config: EvalConfig, modules) -> list:
+        from eval.runner import module_spec
+
+        runner = StepLevelProtocol(modules.generator(module_spec(config, "web_agent", "plan")),
+                                   modules.generator(module_spec(config, "web_agent", "ground")), ranker,
+                                   style=config.prompt_style, top_k=top_k, max_new_tokens=config.max_new_tokens,
+                                   phrase_seed=phrase_seed)
+        runs = runner.run([(example.id, tasks[example.id]) for example in examples])
+        for run in runs:
+            step_records[run.example_id] = run.records
+            if run.sentences:
+                run.episode.original = {"sentences": run.sentences}
+        return [run.episode for run in runs]
+
     def task_toolbox(example: Example, config: EvalConfig):
         return web_toolbox(TraceEnvironment(tasks[example.id], ranker, top_k), ranker)
 
     def score_episode(episode, example: Example, toolbox) -> dict[str, Any]:
-        environment = getattr(toolbox, "environment", None)
-        steps = score_trace(tasks[example.id], environment)
-        return {"split": tasks[example.id].split, "step_scores": steps, "scores": task_scores(steps)}
+        task = tasks[example.id]
+        if protocol == "step_level":
+            records = step_records.pop(example.id, [])
+            judged = {record["step"] for record in records}
+            for index in range(len(task.steps)):  # steps never judged (a failed episode) are misses
+                if index not in judged:
+                    records.append({"step": index, "element_id": None, "element_correct": False,
+                                    "op_f1": score_step(None, "", "", frozenset(), task.steps[index].op,
+                                                        task.steps[index].value).op_f1,
+                                    "step_success": False, "error": "not judged"})
+            steps = sorted(records, key=lambda record: record["step"])
+        else:
+            steps = score_trace(task, getattr(toolbox, "environment", None))
+        return {"split": task.split, "step_scores": steps, "scores": task_scores(steps)}
 
+    def score_original(episode, example: Example, formulation: str) -> dict[str, float]:
+        return original_scores(step_records_for_original.get(example.id, []))
+
+    step_records_for_original: dict[str, list[dict[str, Any]]] = {}
+
+    def score_episode_keeping(episode, example: Example, toolbox) -> dict[str, Any]:
+        record = score_episode(episode, example, toolbox)
+        step_records_for_original[example.id] = record["step_scores"]
+        return record
+
+    free = protocol == "free_running"
     return Benchmark(name="mind2web", domain="web_agent", data_file="", load=load,
-                     score=lambda prediction, gold: {}, task_toolbox=task_toolbox, score_episode=score_episode,
-                     summarise=split_metrics)
+                     score=lambda prediction, gold: {}, task_toolbox=task_toolbox if free else None,
+                     score_episode=score_episode_keeping, summarise=split_metrics,
+                     loop=None if free else step_level, score_original=None if free else score_original)

@@ -1,19 +1,23 @@
-"""Loading Mind2Web tasks.
+"""Loading Mind2Web tasks, in the shapes :data:`ACCEPTED_SHAPES` names.
 
-Two sources:
-- the official JSON (``<data_dir>/<split>/*.json``: lists of tasks with ``confirmed_task``,
-  ``action_reprs`` and ``actions`` each holding ``operation`` {op, value}, ``pos_candidates``,
-  ``neg_candidates`` and ``cleaned_html``), splits ``test_task``, ``test_website``, ``test_domain``;
-- step-level instances in the SkillGen derived format (a prompt listing the previous actions,
-  up to 30 candidate elements with their ``bnid`` and the truncated cleaned HTML; ``metadata``
-  with the gold ``target_bnids``, ``op`` and ``value``), each read as a one-step task.
+- task level, the official JSON: a folder of split folders (``<data_dir>/<split>/*.json``, splits
+  ``test_task``, ``test_website``, ``test_domain``) or one such ``*.json`` file, each a list of tasks
+  with ``confirmed_task``, ``action_reprs`` and ``actions`` each holding ``operation`` {op, value},
+  ``pos_candidates``, ``neg_candidates`` and ``cleaned_html``;
+- step level, the SkillGen derived file (``{"instances": [...]}``: a prompt listing the previous
+  actions, up to 30 candidate elements with their ``bnid`` and the truncated cleaned HTML;
+  ``metadata`` with the gold ``target_bnids``, ``op`` and ``value``), each instance read as a
+  one-step task whose history is its listed previous actions.
+
+Candidates keep the source's order (positives first); candidate texts are MindAct's
+(:mod:`eval.mind2web.candidates`).
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,10 @@ from eval.mind2web.candidates import candidate_elements
 from lumos.tools.web import Element
 
 SPLITS = ("test_task", "test_website", "test_domain")
+STEP_LEVEL_SPLIT = "step_level"  # the split name given to a step-level file's one-step tasks
+ACCEPTED_SHAPES = ("a folder of split folders test_task/, test_website/, test_domain/ of Mind2Web task lists; "
+                   "a Mind2Web task-list .json file (confirmed_task, action_reprs, actions); "
+                   'a step-level .json file {"instances": [...]} (SkillGen action-level)')
 
 
 class Mind2WebDataError(ValueError):
@@ -33,8 +41,8 @@ class Step:
     value: str
     action_repr: str
     gold_ids: frozenset[str]
-    candidates: tuple[Element, ...]
-    previous_actions: tuple[str, ...] = ()
+    candidates: tuple[Element, ...]  # positives first, as the source lists them
+    previous_actions: tuple[str, ...] = ()  # the gold action_reprs of every earlier step
 
 
 @dataclass(frozen=True)
@@ -98,11 +106,7 @@ def _section(text: str, start: str, end: str) -> str:
 
 
 def task_from_instance(instance: dict[str, Any]) -> Task:
-    """One step-level instance as a one-step task.
-
-    The source lists the gold element first among the candidates; candidates are put in
-    backend-node-id order so that no position carries the answer.
-    """
+    """One step-level instance as a one-step task (the source lists the gold element first)."""
     prompt, meta = instance["input"], instance["metadata"]
     task_match = re.search(r"^Task: (.*)$", prompt, re.MULTILINE)
     if not task_match:
@@ -117,7 +121,6 @@ def task_from_instance(instance: dict[str, Any]) -> Task:
             attributes = dict(_ATTRIBUTE.findall(match.group("attrs")))
             raw_candidates.append({"backend_node_id": match.group("id"), "tag": match.group("tag"),
                                    "attributes": attributes})
-    raw_candidates.sort(key=lambda candidate: int(candidate["backend_node_id"]))
     html = _section(prompt, "```html\n", "```")
     step = Step(op=meta["op"], value=meta.get("value", "") or "",
                 action_repr="", gold_ids=frozenset(str(i) for i in meta["target_bnids"]),
@@ -129,4 +132,46 @@ def task_from_instance(instance: dict[str, Any]) -> Task:
 def load_step_instances(path: str | Path) -> list[Task]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     instances = data["instances"] if isinstance(data, dict) else data
-    return [task_from_instance(instance) for instance in instances]
+    return [replace(task_from_instance(instance), split=STEP_LEVEL_SPLIT) for instance in instances]
+
+
+# --------------------------------------------------------------------------- shapes
+
+
+def _shape_error(path: Path, found: str) -> Mind2WebDataError:
+    return Mind2WebDataError(f"{path}: {found}; Mind2Web evaluation accepts {ACCEPTED_SHAPES}")
+
+
+def load_tasks(path: str | Path, splits: tuple[str, ...] | list[str] = SPLITS,
+               per_split: int | None = None) -> list[Task]:
+    """Tasks of any accepted shape; ``per_split`` caps each split (a file is one split).
+
+    A path of another shape raises :class:`Mind2WebDataError` with one line naming the accepted ones.
+    """
+    path = Path(path)
+    if path.is_dir():
+        present = [split for split in splits if (path / split).is_dir()]
+        if not present:
+            raise _shape_error(path, f"a folder without any of the split folders {', '.join(splits)}")
+        tasks: list[Task] = []
+        for split in present:
+            loaded = load_split(path, split)
+            tasks += loaded[:per_split] if per_split else loaded
+        return tasks
+    if not path.is_file():
+        raise _shape_error(path, "no such file or folder")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise _shape_error(path, f"not a JSON document ({error.__class__.__name__})") from None
+    if isinstance(data, dict) and isinstance(data.get("instances"), list):
+        try:
+            tasks = load_step_instances(path)
+        except (KeyError, TypeError) as error:
+            raise _shape_error(path, f"a step-level instance lacks {error}") from None
+    elif isinstance(data, list) and data and all(isinstance(r, dict) and "actions" in r and "confirmed_task" in r
+                                                   for r in data):
+        tasks = [task_from_record(record, path.stem) for record in data]
+    else:
+        raise _shape_error(path, "neither a task list nor a step-level file")
+    return tasks[:per_split] if per_split else tasks

@@ -1,14 +1,20 @@
-"""Mind2Web evaluation (step-level, teacher-forced, MindAct metrics per split).
+"""Mind2Web evaluation (MindAct's step-level protocol, MindAct metrics per split).
 
     python -m eval.mind2web.run_eval --data_dir data/eval/mind2web/ --max_num_examples 10 \\
         --save_dir results/mind2web --model_name_or_path MODEL_DIR --eval_batch_size 16 --formulation lumos_iterative
+    python -m eval.mind2web.run_eval --data_dir ../shared/data/mind2web/mind2web_train_n100_actionlevel.skillgen.json \\
+        --save_dir results/m2w_steps --planner URL --grounder URL
     python -m eval.mind2web.run_eval --data_dir data/eval/mind2web/ --save_dir results/m2w_gold --formulation gold
 
-``lumos_iterative`` runs the shared agent loop through the shared runner (``eval/runner.py``: its
-flags ``--planner``/``--grounder``/``--prompt_style``/``--max_steps``/... apply), one episode per
-task, the task's trace as its environment (``eval/mind2web/benchmark.py``); ``--data_dir`` is a
-folder of split folders or one file of step-level instances. ``--max_num_examples`` counts tasks
-per split. metrics.json holds the macro scores over all tasks and MindAct's aggregates per split.
+``lumos_iterative`` runs through the shared runner (``eval/runner.py``: its flags
+``--planner``/``--grounder``/``--prompt_style``/``--scoring``/... apply), one example per task.
+``--protocol step_level`` (default) judges every gold step on its own candidates with the gold
+previous steps as the planner's history (``eval/mind2web/protocol.py``; ``--prompt_style original``
+replays the released evaluation, ``--scoring original`` adds its figure); ``--protocol free_running``
+lets the agent loop run over the task's trace instead. ``--data_dir`` is a folder of split folders,
+a task-list file or a step-level file (``eval/mind2web/data.py``); another shape is refused with one
+line naming these. ``--max_num_examples`` counts tasks per split. metrics.json holds the macro
+scores over all tasks and MindAct's aggregates per split.
 
 ``gold`` grounds each step with the gold action (Query = the gold element's text): the ceiling
 the candidate pool (top ``--top_k`` of the ranker) and the ranker leave. ``--ranker_model`` takes a
@@ -24,17 +30,20 @@ import sys
 from pathlib import Path
 
 from eval.mind2web.adapter import candidate_pool, gold_grounding, score_grounding
-from eval.mind2web.data import SPLITS, load_split
+from eval.mind2web.data import SPLITS, Mind2WebDataError, load_tasks
 from eval.mind2web.metrics import StepScore, aggregate
 from lumos.jsonl import JsonlStore, write_run_info
 from lumos.tools.web import RANKER_KINDS, make_ranker
+
+PROTOCOLS = ("step_level", "free_running")
 
 FORMULATIONS = ("lumos_iterative", "gold")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data_dir", type=str, required=True, help="folder with test_task/, test_website/, test_domain/")
+    parser.add_argument("--data_dir", type=str, required=True,
+                        help="folder with test_task/, test_website/, test_domain/, a task-list file or a step-level file")
     parser.add_argument("--max_num_examples", type=int, default=None, help="tasks per split")
     parser.add_argument("--save_dir", type=str, required=True)
     parser.add_argument("--model_name_or_path", type=str, default=None)
@@ -46,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--top_k", type=int, default=50, help="candidate pool size")
     parser.add_argument("--ranker_model", type=str, default=None)
     parser.add_argument("--ranker_kind", type=str, default="cross_encoder", choices=RANKER_KINDS)
+    parser.add_argument("--protocol", type=str, default="step_level", choices=PROTOCOLS)
+    parser.add_argument("--phrase_seed", type=int, default=0)
     return parser.parse_args(argv)
 
 
@@ -60,6 +71,9 @@ def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("--top_k", type=int, default=50)
     parser.add_argument("--ranker_model", type=str, default=None)
     parser.add_argument("--ranker_kind", type=str, default="cross_encoder", choices=RANKER_KINDS)
+    parser.add_argument("--protocol", type=str, default="step_level", choices=PROTOCOLS)
+    parser.add_argument("--phrase_seed", type=int, default=0,
+                        help="seed of the original's random verbs in gold-step sentences (--prompt_style original)")
     options, rest = parser.parse_known_args(argv)
     if options.top_k < 1:
         parser.error("--top_k must be at least 1")
@@ -77,7 +91,7 @@ def run_lumos(argv: list[str]) -> dict:
 
     options, rest = _benchmark_options(argv)
     benchmark = make_benchmark(make_ranker(options.ranker_model, options.ranker_kind), options.top_k,
-                               options.splits, options.max_num_examples)
+                               options.splits, options.max_num_examples, options.protocol, options.phrase_seed)
     config = parse_config(benchmark, rest)
     config.extra = {key: value for key, value in vars(options).items()}
     return evaluate(config, benchmark)
@@ -87,23 +101,33 @@ def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     chooser = argparse.ArgumentParser(add_help=False)
     chooser.add_argument("--formulation", default="lumos_iterative")
-    if chooser.parse_known_args(argv)[0].formulation != "gold":
-        return run_lumos(argv)
+    try:
+        if chooser.parse_known_args(argv)[0].formulation != "gold":
+            return run_lumos(argv)
+        return run_gold(argv)
+    except Mind2WebDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def run_gold(argv: list[str]) -> dict:
+    """Every step grounded with its gold action on the ranker's pool: the ceiling the pool and ranker leave."""
     args = parse_args(argv)
     save_dir = Path(args.save_dir)
     write_run_info(save_dir, vars(args), packages=("bm25s", "torch", "transformers"))
     ranker = make_ranker(args.ranker_model, args.ranker_kind)
     results = {}
     with JsonlStore(save_dir / "predictions.jsonl") as store:
-        for split in [s for s in args.splits if (Path(args.data_dir) / s).is_dir()]:
-            tasks = load_split(args.data_dir, split)[:args.max_num_examples]
+        loaded = load_tasks(args.data_dir, args.splits, args.max_num_examples)
+        for split in dict.fromkeys(task.split for task in loaded):
+            tasks = [task for task in loaded if task.split == split]
             for task in tasks:
                 for index, step in enumerate(task.steps):
                     key = f"{split}/{task.id}/{index}"
                     if key in store:
                         continue
                     pool = candidate_pool(task, step, ranker, args.top_k)
-                    record = score_grounding(gold_grounding(step), task, step, pool, ranker)
+                    record = score_grounding(gold_grounding(step, index + 1), task, step, pool, ranker)
                     store.append({"id": key, "split": split, "task_id": task.id, "step": index, **record})
             by_task: dict[str, list[StepScore]] = {}
             for record in store.records():

@@ -1,4 +1,4 @@
-"""Mind2Web loading, the faithful top-k candidate pool, and MindAct's metrics."""
+"""Mind2Web loading, MindAct's candidate texts, the faithful top-k candidate pool, and MindAct's metrics."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from eval.mind2web.adapter import candidate_pool, gold_grounding, score_grounding
-from eval.mind2web.data import load_split, load_step_instances
+from eval.mind2web.data import load_split, load_step_instances, load_tasks
 from eval.mind2web.metrics import aggregate, score_step, token_f1
 from lumos.tools.web import BM25Ranker, WebPage
 
@@ -50,10 +50,33 @@ def test_gold_actions_score_full_marks_and_wrong_ones_do_not(step_tasks):
     assert len(wrong_value) == 20 and value["step_sr"] == 0.0 and 0.0 < value["op_f1"] < 1.0
 
 
-def test_step_instances_hide_the_gold_position(step_tasks):
-    firsts = [task.steps[0].candidates[0].id in task.steps[0].gold_ids for task in step_tasks]
-    assert sum(firsts) < 50  # the source lists the gold first; the loader reorders
+def test_the_pool_never_uses_the_sources_gold_first_order(step_tasks):
+    class Indifferent:
+        def scores(self, query, texts):
+            return [0.0] * len(texts)
+
+    assert all(task.steps[0].candidates[0].id in task.steps[0].gold_ids for task in step_tasks)  # as the source
     assert all(len(task.steps[0].candidates) == 30 for task in step_tasks)
+    firsts = [candidate_pool(task, task.steps[0], Indifferent(), 30).elements[0].id in task.steps[0].gold_ids
+              for task in step_tasks]
+    assert sum(firsts) < 50  # ties keep backend-node-id order
+
+
+def test_candidate_texts_are_mindacts_pruned_trees():
+    from eval.mind2web.candidates import candidate_elements
+
+    html = ('<html backend_node_id="1"><body backend_node_id="2"><div backend_node_id="3" class="x">'
+            '<a backend_node_id="4" title="Deals &amp; offers"><text backend_node_id="5">Deals</text></a>'
+            '<img backend_node_id="6" alt="http://x"/><input backend_node_id="7" type="hidden" value="Go now"/>'
+            '</div></body></html>')
+    elements = candidate_elements([{"backend_node_id": "4", "tag": "a"}, {"backend_node_id": "7", "tag": "input"},
+                                   {"backend_node_id": "9", "tag": "button", "attributes": '{"aria_label": "Cut"}'}],
+                                  html)
+    assert [e.text for e in elements] == [
+        "ancestors: /html/div x/img/input go now\ntarget: (a id=0 deals & offersDeals)",
+        "ancestors: /html/div x/a deals & offersDeals/img\ntarget: (input id=0 go now )",
+        # absent from the page (a truncated excerpt): added at the end of the root with its listed attributes
+        "ancestors: /html\ntarget: (button id=0 cut )"]
 
 
 def test_ranker_pipeline_on_real_steps_and_the_pool_can_miss(step_tasks):
@@ -101,18 +124,28 @@ def test_official_format_split_and_task_success(tmp_path):
     (tmp_path / "test_domain").mkdir()
     (tmp_path / "test_domain" / "part_0.json").write_text(json.dumps([record]))
     [task] = load_split(tmp_path, "test_domain")
+    assert load_tasks(tmp_path) == [task] and load_tasks(tmp_path / "test_domain" / "part_0.json")[0].steps == task.steps
     assert task.steps[1].previous_actions == ("[textbox]  From city -> TYPE: Boston",)
-    assert task.steps[0].candidates[1].text == "select Economy Business Cabin class"
+    # body and form carry nothing but their node id and have one child each: they dissolve
+    assert task.steps[0].candidates[1].text == ("ancestors: /html/form/input text from city/buttonSearch flights"
+                                                "\ntarget: (select id=0 cabin classEconomy Business)")
     ranker = BM25Ranker()
-    answers = ['TYPE(Env, "from city", "Boston")', 'CLICK(Env, "search flights button")']
+    answers = ["R1 = TYPE(Env, QUERY: from city, TEXT: Boston)", "R2 = CLICK(R1, QUERY: search flights button)"]
     records = [score_grounding(answer, task, step, candidate_pool(task, step, ranker, 3), ranker)
                for answer, step in zip(answers, task.steps)]
     assert [r["step_success"] for r in records] == [True, True]
-    wrong = score_grounding('TYPE(Env, "from city", "Bostn")', task, task.steps[0],
+    wrong = score_grounding("R1 = TYPE(Env, QUERY: from city, TEXT: Bostn)", task, task.steps[0],
                             candidate_pool(task, task.steps[0], ranker, 3), ranker)
     assert wrong["element_correct"] and not wrong["step_success"]
     with pytest.raises(ValueError):
         load_split(tmp_path, "train")
+
+
+def test_gold_grounding_is_in_the_released_format(step_tasks):
+    step = step_tasks[0].steps[0]
+    text = gold_grounding(step, 3)
+    assert text.startswith(f"R3 = {step.op}(R2, QUERY: ")
+    assert score_grounding(text, step_tasks[0], step, WebPage(list(step.candidates)), BM25Ranker())["op_f1"] == 1.0
 
 
 def test_run_eval_gold_formulation_writes_metrics_and_resumes(tmp_path):

@@ -10,6 +10,11 @@ Records have the shape of GSM8K's *socratic* files, plus an ``id``::
 Each problem chains 1 to 4 steps from the template language of
 :mod:`lumos.convert.synthetic_templates`; every step is one exact integer calculation.
 
+After an evaluation, the failures on such problems can be sorted by kind (the quickstart does)::
+
+    python -m lumos.convert.synthetic --diagnose results/synthetic/predictions.jsonl \\
+        --problems data/eval/synthetic_gsm/test.jsonl
+
 Splits cannot leak: :func:`assign_split` decides, from the question text alone plus the
 names and template chain it uses, which split a problem belongs to, and the generator of a
 split keeps only its own problems. About one name in ten and one template chain in ten are
@@ -21,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -172,14 +179,94 @@ def generate_problems(n: int, seed: int, split: str = "train") -> list[dict]:
     return [problem.to_record() for problem in iter_problems(n, seed, split)]
 
 
+# --------------------------------------------------------------------------- diagnosing evaluation failures
+
+_ANNOTATION = re.compile(r"<<([^=<>]+)=[^<>]+>>")
+_NUMBER = re.compile(r"(?<![R\w.])\d+(?:\.\d+)?")  # a literal number (not the 1 of R1)
+WORD_CONSTANTS = frozenset({"2", "3", "4"})  # "twice", "half", "a third", "a quarter": no digits in the question
+FAILURE_KINDS = ("number copied wrongly", "planner stopped early", "planner went on",
+                 "wrong operation or operand")
+
+
+def gold_expressions(answer: str) -> list[str]:
+    """The calculator expression of each step of a socratic answer (``"16-3"``, ...)."""
+    return [match.group(1) for match in _ANNOTATION.finditer(answer)]
+
+
+def failure_kind(record: dict, problem: dict) -> str | None:
+    """Why a prediction record of ``problem`` is wrong (``None`` when it is right).
+
+    An episode that did not finish fails by its exit status. A finished one: a number in a tool
+    call that is neither in the question, nor a word constant, nor an earlier result was copied
+    wrongly; otherwise a plan
+    with fewer or more subgoals than the solution has steps stopped early or went on; anything
+    else picked a wrong operation or operand.
+    """
+    scores = record.get("scores") or {}
+    if scores.get("accuracy", 0.0) >= 1.0:
+        return None
+    if record.get("status") != "finished":
+        return str(record.get("status"))
+    known = set(_NUMBER.findall(problem["question"].replace(",", ""))) | WORD_CONSTANTS
+    steps = record.get("steps") or []
+    for step in steps:
+        for call in step.get("calls") or []:
+            if any(number not in known for number in _NUMBER.findall(str(call.get("args", "")))):
+                return FAILURE_KINDS[0]
+            known.add(str(call.get("result")))  # an earlier result written out instead of its R variable
+    gold = len(gold_expressions(problem["answer"]))
+    planned = sum(1 for step in steps if step.get("subgoal"))
+    if planned != gold:
+        return FAILURE_KINDS[1] if planned < gold else FAILURE_KINDS[2]
+    return FAILURE_KINDS[3]
+
+
+def diagnosis(predictions: Sequence[dict], problems: Sequence[dict]) -> str:
+    """Two tables: accuracy by the number of steps of the gold solution, and failures by kind."""
+    by_id = {problem["id"]: problem for problem in problems}
+    total: Counter[int] = Counter()
+    right: Counter[int] = Counter()
+    kinds: Counter[str] = Counter()
+    for record in predictions:
+        problem = by_id.get(record.get("id"))
+        if problem is None:
+            continue
+        steps = len(gold_expressions(problem["answer"]))
+        kind = failure_kind(record, problem)
+        total[steps] += 1
+        right[steps] += kind is None
+        if kind is not None:
+            kinds[kind] += 1
+    lines = ["accuracy by number of steps (subgoals) of the solution:",
+             f"  {'steps':>5}  {'problems':>8}  {'right':>5}  {'accuracy':>8}"]
+    for steps in sorted(total):
+        lines.append(f"  {steps:>5}  {total[steps]:>8}  {right[steps]:>5}  {right[steps] / total[steps]:>8.3f}")
+    count = sum(total.values())
+    if count:
+        lines.append(f"  {'all':>5}  {count:>8}  {sum(right.values()):>5}  {sum(right.values()) / count:>8.3f}")
+    failures = sum(kinds.values())
+    lines.append(f"failures by kind ({failures}):")
+    for kind, n in kinds.most_common():
+        lines.append(f"  {kind:<28} {n:>5}  {n / failures:>6.1%}")
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lumos.convert.synthetic", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="number of problems")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", choices=SPLITS, default="train")
-    parser.add_argument("--out", type=Path, required=True, help="output JSONL file (parents are created)")
+    parser.add_argument("--out", type=Path, help="output JSONL file (parents are created)")
+    parser.add_argument("--diagnose", type=Path, metavar="PREDICTIONS",
+                        help="instead of generating: sort the failures of an evaluation's predictions.jsonl "
+                             "on generated problems (--problems) by kind")
+    parser.add_argument("--problems", type=Path, help="with --diagnose: the generated problems evaluated")
     args = parser.parse_args(argv)
+    if args.diagnose is not None:
+        return _diagnose(parser, args.diagnose, args.problems)
+    if args.out is None:
+        parser.error("--out is required: the JSONL file to write")
     if args.n < 0:
         parser.error(f"--n must be >= 0, got {args.n}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,9 +275,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _diagnose(parser: argparse.ArgumentParser, predictions: Path, problems: Path | None) -> int:
+    from lumos.jsonl import BadRecord, read_records
+
+    if problems is None:
+        parser.error("--diagnose needs --problems: the generated problems that were evaluated")
+    for path in (predictions, problems):
+        if not path.is_file():
+            parser.error(f"{path}: no such file")
+    records = [[item.data for item in read_records(path) if not isinstance(item, BadRecord)]
+               for path in (predictions, problems)]
+    print(diagnosis(*records))
+    return 0
+
+
 __all__ = [
-    "ALL_TEMPLATES", "SPLITS", "Problem", "SyntheticError", "assign_split", "generate_problems",
-    "is_held_out_chain", "is_held_out_name", "iter_problems", "main",
+    "ALL_TEMPLATES", "FAILURE_KINDS", "SPLITS", "Problem", "SyntheticError", "assign_split", "diagnosis",
+    "failure_kind", "generate_problems", "gold_expressions", "is_held_out_chain", "is_held_out_name", "iter_problems",
+    "main",
 ]
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from lumos.convert.synthetic import (
     SPLITS,
     SyntheticError,
     assign_split,
+    diagnosis,
+    failure_kind,
     generate_problems,
+    gold_expressions,
     is_held_out_chain,
     is_held_out_name,
     iter_problems,
@@ -198,3 +201,54 @@ def test_records_have_the_keys_of_the_real_socratic_file(shared_data, train):
     real_lines = [line for record in real for line in record["answer"].split("\n")[:-1]]
     assert sum(bool(STEP_LINE.match(line)) for line in real_lines) > 0.8 * len(real_lines)
     assert all(FINAL_LINE.match(record["answer"].split("\n")[-1]) for record in real)
+
+
+def _episode(problem, args, status="finished", right=False, subgoals=None):
+    """A prediction record (the runner's shape) whose steps call the Calculator with ``args``."""
+    subgoals = len(args) if subgoals is None else subgoals
+    steps = [{"index": i + 1, "subgoal": f"Calculate step {i + 1}." if i < subgoals else None,
+              "calls": [{"tool": "Calculator", "args": arg, "outputs": [f"R{i + 1}"], "result": "1", "error": None}]}
+             for i, arg in enumerate(args)]
+    return {"id": problem["id"], "status": status, "steps": steps, "scores": {"accuracy": 1.0 if right else 0.0}}
+
+
+def test_failures_are_sorted_by_kind():
+    problems = {len(gold_expressions(p["answer"])): p for p in generate_problems(60, seed=3, split="test")}
+    two = problems[2]
+    first, second = gold_expressions(two["answer"])
+    first_result = re.search(r"<<[^=]+=(\d+)>>", two["answer"]).group(1)
+    second = re.sub(rf"\b{first_result}\b", "R1", second)  # as grounded: the earlier result by its variable
+    wrong_copy = re.sub(r"\d+", lambda m: m.group() + "7", first, count=1)  # a digit added
+    records = [
+        _episode(two, [first, second], right=True),
+        _episode(two, [wrong_copy, second]),
+        _episode(two, [first]),  # stopped after one subgoal of two
+        _episode(two, [first, second, "R2+R1"]),  # went on for a third
+        _episode(two, [first, "R1*2"]),  # right numbers and length, wrong operation
+        _episode(two, [first], status="tool_error"),
+    ]
+    kinds = [failure_kind(record, two) for record in records]
+    assert kinds == [None, "number copied wrongly", "planner stopped early", "planner went on",
+                     "wrong operation or operand", "tool_error"]
+    # R1 is a variable, not the number 1; word constants (half: 2) are not copies
+    assert failure_kind(_episode(two, ["R1/2", second]), two) != "number copied wrongly"
+
+    one = problems[1]
+    table = diagnosis([{**record, "id": f"{two['id']}"} for record in records]
+                      + [_episode(one, gold_expressions(one["answer"]), right=True)], [two, one])
+    assert "      1         1      1     1.000" in table
+    assert "      2         6      1     0.167" in table
+    assert "failures by kind (5):" in table and "number copied wrongly" in table
+
+
+def test_cli_diagnoses_an_evaluation(tmp_path, capsys):
+    problems = generate_problems(10, seed=4, split="test")
+    (tmp_path / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in problems))
+    records = [_episode(p, [], right=i % 2 == 0) for i, p in enumerate(problems)]
+    (tmp_path / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert main(["--diagnose", str(tmp_path / "predictions.jsonl"), "--problems", str(tmp_path / "test.jsonl")]) == 0
+    out = capsys.readouterr().out
+    assert "    all        10      5     0.500" in out and "failures by kind (5):" in out
+    with pytest.raises(SystemExit):
+        main(["--diagnose", str(tmp_path / "predictions.jsonl")])
+    assert "--diagnose needs --problems" in capsys.readouterr().err

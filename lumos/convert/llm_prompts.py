@@ -52,11 +52,13 @@ QA([<context variables>], Question: <question>) = <answer>. Write titles, querie
 without double quotes or unbalanced parentheses; every result is one line. The last action's result is the \
 answer of the task.""",
     "web_agent": """\
-An action is one of CLICK(Env, "<element>"), TYPE(Env, "<element>", "<text>") or SELECT(Env, "<element>", \
-"<value>"), with no outputs and no result. Quote every argument but Env with double quotes (write a double \
-quote inside one twice). Keep exactly one action per step of the natural-language plan, in its order; a \
-HOVER or ENTER step is a CLICK. Typing into a field and then clicking the suggestion that repeats the typed \
-text may share one subgoal.""",
+An action is "R<n> = CLICK(<page>, QUERY: <query>)", "R<n> = TYPE(<page>, QUERY: <query>, TEXT: <text>)" or \
+"R<n> = SELECT(<page>, QUERY: <query>, TEXT: <value>)", with no result. R1, R2, ... are numbered in order through \
+the whole plan; each names the page its action leads to, and each action acts on the page the previous one left \
+(Env for the first). The query is a short sentence describing the step; the text is the typed text or the \
+selected option exactly as in the plan. Keep exactly one action per step of the natural-language plan, in its \
+order; a HOVER or ENTER step is a CLICK. Typing into a field and then clicking the suggestion that repeats the \
+typed text may share one subgoal.""",
 }
 
 
@@ -183,16 +185,16 @@ EXAMPLES: dict[str, tuple[Example, ...]] = {
                                   "[span]  New York, NY -> CLICK; [textbox]  To -> TYPE: Boston; "
                                   "[combobox]  Date -> SELECT: April 12; [button]  Search -> CLICK",
             subgoal_plan="Subgoal 1: Choose a one-way trip.\n"
-                         'Action 1-1: CLICK(Env, "One-way")\n\n'
+                         "Action 1-1: R1 = CLICK(Env, QUERY: Click the One-way button)\n\n"
                          "Subgoal 2: Enter New York as the departure city.\n"
-                         'Action 2-1: TYPE(Env, "From", "New York")\n'
-                         'Action 2-2: CLICK(Env, "New York, NY")\n\n'
+                         "Action 2-1: R2 = TYPE(R1, QUERY: Type New York into the From field, TEXT: New York)\n"
+                         "Action 2-2: R3 = CLICK(R2, QUERY: Choose the New York, NY suggestion)\n\n"
                          "Subgoal 3: Enter Boston as the destination.\n"
-                         'Action 3-1: TYPE(Env, "To", "Boston")\n\n'
+                         "Action 3-1: R4 = TYPE(R3, QUERY: Type Boston into the To field, TEXT: Boston)\n\n"
                          "Subgoal 4: Pick April 12 as the travel date.\n"
-                         'Action 4-1: SELECT(Env, "Date", "April 12")\n\n'
+                         "Action 4-1: R5 = SELECT(R4, QUERY: Select April 12 in the Date dropdown, TEXT: April 12)\n\n"
                          "Subgoal 5: Search for flights.\n"
-                         'Action 5-1: CLICK(Env, "Search")',
+                         "Action 5-1: R6 = CLICK(R5, QUERY: Click the Search button)",
             gold_action_reprs=("[button]  One-way -> CLICK", "[textbox]  From -> TYPE: New York",
                                "[span]  New York, NY -> CLICK", "[textbox]  To -> TYPE: Boston",
                                "[combobox]  Date -> SELECT: April 12", "[button]  Search -> CLICK")),

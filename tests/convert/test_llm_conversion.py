@@ -228,13 +228,13 @@ QA_REPLY = ("Subgoal 1: Find the gestation period of a llama.\n"
             "Action 2-1: R4 = QA([R3], Question: Is R3 times two at most 12 months?) = no")
 MIND2WEB = {"annotation_id": "w1", "website": "exploretock", "confirmed_task": "Book a table for 2 at 7 pm.",
             "action_reprs": ["[combobox]  Guests -> SELECT: 2 guests", "[button]  7:00 PM -> CLICK"]}
-WEB_REPLY = ('Subgoal 1: Choose 2 guests.\nAction 1-1: SELECT(Env, "Guests", "2 guests")\n\n'
-             'Subgoal 2: Pick 7 pm.\nAction 2-1: CLICK(Env, "7:00 PM")')
+WEB_REPLY = ("Subgoal 1: Choose 2 guests.\nAction 1-1: R1 = SELECT(Env, QUERY: Select 2 guests, TEXT: 2 guests)\n\n"
+             "Subgoal 2: Pick 7 pm.\nAction 2-1: R2 = CLICK(R1, QUERY: Click the 7:00 PM button)")
 
 
 @pytest.mark.parametrize("domain, record, reply, bad_reply, bad_reason, name", [
     ("complex_qa", STRATEGY, QA_REPLY, QA_REPLY.replace("QA([R3]", "QA([R9]"), "undefined_variable", "strategyqa"),
-    ("web_agent", MIND2WEB, WEB_REPLY, WEB_REPLY.replace('CLICK(Env, "7:00 PM")', 'TYPE(Env, "Time", "8 pm")'),
+    ("web_agent", MIND2WEB, WEB_REPLY, WEB_REPLY.replace("CLICK(R1, QUERY: Click the 7:00 PM button)", "TYPE(R1, QUERY: Time, TEXT: 8 pm)"),
      "gold_mismatch", "mind2web"),
 ], ids=["complex_qa", "web_agent"])
 def test_complex_qa_and_web_replies_are_validated(tmp_path, serve, api_key, capsys, domain, record, reply,

@@ -196,7 +196,8 @@ class Agent:
             content = self.protocol.ground_turn(self.domain, state.episode.task, step.index, state.turn,
                                                 state.episode.steps[:-1])
             state.ground_turns.append({"role": prompts.USER, "content": content})
-        replies, seconds = self._generate(self.grounder, [self._render(s.ground_turns, self.grounder_eos) for s in states])
+        texts = [self._render(s.ground_turns, self.grounder_eos) for s in states]
+        replies, seconds = self._generate(self.grounder, texts)
         grounded = []
         for state, reply in zip(states, replies):
             step = state.episode.steps[-1]

@@ -24,7 +24,7 @@ action records) kept on ``Episode.original`` for ``--scoring original``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from lumos import prompts
 from lumos.episode import Episode, Step, ToolCall
@@ -274,7 +274,10 @@ class OriginalMathsProtocol(OriginalProtocol):
 
 
 def _split_values(call: ToolCall) -> list[str]:
-    return [value.strip() for value in (call.result or "").split(", ")] if len(call.outputs) > 1 else [call.result or ""]
+    """A call's values, one per result variable (the toolbox joins several with ``", "``)."""
+    if len(call.outputs) > 1:
+        return [value.strip() for value in (call.result or "").split(", ")]
+    return [call.result or ""]
 
 
 def read_original_action(text: str) -> tuple[list[str], str, str]:
@@ -334,19 +337,19 @@ def run_call(call: ToolCall, toolbox: Toolbox, variables: dict[str, str], *, too
     call.seconds = time.perf_counter() - started
 
 
+# The released evaluation's protocol per domain, for callers that name only a prompt style
+# (benchmarks declare theirs: ``Benchmark.original_protocol``).
+ORIGINAL_PROTOCOLS: dict[str, Callable[[int | None, str], OriginalProtocol]] = {
+    "maths": lambda rounds, formulation: OriginalMathsProtocol(rounds, onetime=formulation == "onetime"),
+}
+
+
 def protocol_for(style: str, *, rounds: int | None = None, domain: str = "maths",
                  formulation: str = "iterative") -> Protocol:
-    """The protocol a ``--prompt_style`` names (domain-specific original protocols come from the benchmark)."""
+    """The protocol a ``--prompt_style`` names: ours (``tulu``), or the domain's original one."""
     if style == "tulu":
         return Protocol()
     if style == "original":
-        if domain == "maths":
-            return OriginalMathsProtocol(rounds, onetime=formulation == "onetime")
-        return OriginalProtocol(rounds)
+        factory = ORIGINAL_PROTOCOLS.get(domain)
+        return factory(rounds, formulation) if factory else OriginalProtocol(rounds)
     raise ValueError(f"unknown prompt style {style!r}; choose 'tulu' or 'original'")
-
-
-def describe(protocol: Protocol) -> dict[str, Any]:
-    """What run.json records of a protocol."""
-    return {"name": protocol.name, "class": type(protocol).__name__, "max_new_tokens": protocol.max_new_tokens,
-            "round_limit": protocol.round_limit, "add_special_tokens": protocol.add_special_tokens}

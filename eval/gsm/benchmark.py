@@ -11,6 +11,7 @@ from pathlib import Path
 from eval.runner import Benchmark, Example
 from lumos.jsonl import BadRecord, read_records
 from lumos.metrics import extract_number, numeric_accuracy, original_maths_score
+from lumos.protocol import OriginalMathsProtocol
 
 
 def gold_answer(solution: str) -> str:
@@ -36,5 +37,7 @@ BENCHMARK = Benchmark(name="gsm", domain="maths", data_file="test.jsonl", load=l
                       score=lambda prediction, gold: {"accuracy": numeric_accuracy(prediction, gold)},
                       extract=lambda text: extract_number(text) or text,
                       original_rounds=16,  # eval/gsm/run_eval.py: 8 subgoals, each a planner and a grounder call
+                      original_protocol=lambda config: OriginalMathsProtocol(
+                          16, onetime=config.formulation == "lumos_onetime"),
                       score_original=lambda episode, example, formulation: original_maths_score(
                           episode, example.answer, formulation))

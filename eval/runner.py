@@ -7,6 +7,15 @@
     python -m eval.gsm.run_eval --oracle data/train/maths/converted/test_socratic_converted.json \\
         --save_dir results/gsm_oracle        # gold plans: the execution module alone
 
+    python -m eval.svamp.run_eval --model_name_or_path checkpoints --formulation lumos_iterative \\
+        --prompt_style original --scoring original   # the released evaluation: its prompts, limits, scoring
+
+Scoring: ``standard`` (default) scores an episode that did not finish 0 on every metric, whatever
+its last result; ``original`` is the released evaluation's own rule per benchmark. Under
+``--prompt_style original`` the loop follows the benchmark's original protocol (``lumos.protocol``):
+the exact prompts, 512 new tokens, the round limits, no BOS (local models tokenise without special
+tokens; OpenAI-compatible servers are sent ``add_special_tokens: false``, which vLLM honours).
+
 ``--model_name_or_path`` is a folder holding ``lumos_<domain>_{plan,ground}_<iterative|onetime>``
 (the released checkpoints' layout); ``--planner``/``--grounder`` override either module with a
 path, a URL of an OpenAI-compatible server or ``scripted:<file>``. Predictions (with whole

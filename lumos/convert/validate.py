@@ -20,12 +20,13 @@ Each check returns a list of :class:`Problem`; an empty list means valid.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Sequence
 
 from lumos.convert.rules_web import WebReprError, parse_action_repr
-from lumos.format import OUTPUT, FormatError, Plan, parse_plan, variables_used
-from lumos.tools.web import WebArgumentError, parse_web_call
+from lumos.format import OUTPUT, Action, FormatError, Plan, Subgoal, parse_plan, variables_used
+from lumos.tools.web import WebArgumentError, parse_web_action, parse_web_call
 from lumos.vocabulary import vocabulary
 
 # Problem kinds
@@ -157,9 +158,44 @@ def _normal(value: str | None) -> str | None:
     return None if value is None else " ".join(value.split()).casefold()
 
 
+_SUBGOAL = re.compile(r"Subgoal (\d+): (.+)")
+_ACTION = re.compile(r"Action (\d+)-(\d+): (.+)")
+
+
+def _parse_web(text: str) -> tuple[Plan | None, list[Problem]]:
+    """``parse_plan``; where it fails, the plan read again with web actions' own grammar (a query is
+    free text: a ``"`` or an unmatched parenthesis in it is data). The first error stands when that fails too."""
+    plan, problems = _parse(text)
+    if plan is not None:
+        return plan, problems
+    subgoals: list[Subgoal] = []
+    actions: list[Action] = []
+    current: str | None = None
+    try:
+        for line in (raw.strip() for raw in text.splitlines()):
+            if not line:
+                continue
+            if (match := _SUBGOAL.fullmatch(line)) and int(match.group(1)) == len(subgoals) + (current is not None) + 1:
+                if current is not None:
+                    if not actions:
+                        return None, problems
+                    subgoals.append(Subgoal(current, tuple(actions)))
+                current, actions = match.group(2).strip(), []
+            elif (match := _ACTION.fullmatch(line)) and current is not None and \
+                    (int(match.group(1)), int(match.group(2))) == (len(subgoals) + 1, len(actions) + 1):
+                actions.append(parse_web_action(match.group(3)))
+            else:
+                return None, problems
+    except WebArgumentError:
+        return None, problems
+    if current is None or not actions:
+        return None, problems
+    return Plan(tuple(subgoals) + (Subgoal(current, tuple(actions)),)), []
+
+
 def validate_web(subgoal_plan: str, gold_action_reprs: Sequence[str] | None = None) -> list[Problem]:
     """Problems of a web-agent ``subgoal_plan``; with the gold trace, also every mismatch with it."""
-    plan, problems = _parse(subgoal_plan)
+    plan, problems = _parse_web(subgoal_plan)
     if plan is None:
         return problems
     problems = check_tools(plan, "web_agent")

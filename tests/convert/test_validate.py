@@ -80,6 +80,14 @@ def test_web_shape_problems(old, new, kinds):
     assert _kinds(validate_web(GOOD_WEB.replace(old, new), GOLD)) == kinds
 
 
+def test_web_queries_are_free_text():
+    """A '"' or an unmatched parenthesis in a query is data (the lumos.format scanner would balance them)."""
+    text = GOOD_WEB.replace("QUERY: Click the Search button", 'QUERY: Click the 27" (4K Search button')
+    assert validate_web(text, GOLD) == []
+    assert _kinds(validate_web(text.replace("Action 2-2", "Action 2-3"), GOLD)) == [FORMAT]
+    assert _kinds(validate_web(text.replace("R3 = SELECT(R2, QUERY:", "R3 = SELECT(R2, QUERY"), GOLD)) == [WEB_SHAPE]
+
+
 def test_web_annotation_edge_cases():
     assert _kinds(validate_annotation({"subgoal_plan": ""}, "web_agent")) == [FORMAT]
     with pytest.raises(ValueError, match="verified by execution"):

@@ -23,6 +23,7 @@ action records) kept on ``Episode.original`` for ``--scoring original``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -235,7 +236,7 @@ class OriginalMathsProtocol(OriginalProtocol):
         for call in step.calls:
             values = None
             if book["results"] is not None:
-                values = self._run(call, toolbox, variables)
+                values = self._run(call, toolbox, variables, book["results"])
                 if values is None:
                     book["results"] = None
                     failure = call.error or f"{call.action}: not executed"
@@ -255,15 +256,26 @@ class OriginalMathsProtocol(OriginalProtocol):
     def _value(self, tool: str, value: str) -> str:
         return f" {value}" if tool == "SolveEquation" else value
 
-    def _run(self, call: ToolCall, toolbox: Toolbox, variables: dict[str, str]) -> list[str] | None:
+    def _run(self, call: ToolCall, toolbox: Toolbox, variables: dict[str, str],
+             results: dict[str, str]) -> list[str] | None:
         if call.tool not in self.EXECUTED:
             call.error = f"the original execute() runs nothing for {call.tool or 'this action'!r}"
             return None
         if not call.outputs or not all(call.outputs):
             call.error = "no result variable"
             return None
-        tool = call.tool or "Define"  # ``Output = R9 = 40``: the value itself
-        run_call(call, toolbox, variables, tool=tool)
+        if call.tool in ("", "Define") or (call.tool == "SetEquation" and "," not in call.args):
+            # kept as written, earlier results put in as the original puts them (no tool runs)
+            try:
+                value = original_substitute(call.args, results)
+            except KeyError as missing:
+                call.error = f"undefined variable {missing}"
+                return None
+            call.result = value
+            for name in call.outputs:
+                variables[name] = value.strip()
+            return [value] * len(call.outputs)
+        run_call(call, toolbox, variables)
         if call.error is not None:
             return None
         values = [self._value(call.tool, value) for value in _split_values(call)]
@@ -271,6 +283,25 @@ class OriginalMathsProtocol(OriginalProtocol):
             call.error = f"{len(values)} value(s) for {len(call.outputs)} result variable(s)"
             return None
         return values
+
+
+_ORIGINAL_VARIABLE = re.compile(r"R[0-9]+")
+_ORIGINAL_FUNCTION = re.compile(r"R[0-9]+\(")
+
+
+def original_substitute(args: str, results: dict[str, str]) -> str:
+    """Earlier results put into ``args`` as the released evaluation does, textually.
+
+    With an operator in the arguments (and no ``R<n>(`` call) each value goes in parentheses, an
+    equation as ``:(...):``; otherwise as it is. ``KeyError`` for a variable not in ``results``.
+    """
+    grouped = any(op in args for op in "*/+-^") and not _ORIGINAL_FUNCTION.search(args)
+    for name in _ORIGINAL_VARIABLE.findall(args):
+        value = str(results[name])
+        if grouped:
+            value = f":({value}):" if "=" in value else f"({value})"
+        args = args.replace(name, value)
+    return args
 
 
 def _split_values(call: ToolCall) -> list[str]:

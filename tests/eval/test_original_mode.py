@@ -144,3 +144,30 @@ def test_served_model_is_asked_for_no_bos_in_original_style(tmp_path, style):
         assert "add_special_tokens" not in body and body["max_tokens"] == 256
     assert metrics["accuracy"] == 1.0
     assert json.loads((Path(config.save_dir) / "run.json").read_text())["config"]["prompt_style"] == style
+
+
+@pytest.mark.parametrize("args,expected", [
+    ("x + R1 = 10", "x + (9) = 10"),  # an operator: values in parentheses
+    ("3x+2=R1*2", "3x+2=(9)*2"),
+    ("R1", "9"),  # none: as it is
+    ("R3 * 2", ":(x + 5 = 10): * 2"),  # an equation
+    ("R3(x=1)", "x + 5 = 10(x=1)"),  # a call: as it is
+])
+def test_results_are_put_in_as_the_original_puts_them(args, expected):
+    from lumos.protocol import original_substitute
+
+    assert original_substitute(args, {"R1": "9", "R3": "x + 5 = 10"}) == expected
+
+
+def test_set_equation_and_define_keep_the_text_as_written():
+    grounder = ScriptedGenerator([(r"Subgoal 1: Set it up\.\n<\|assistant\|>\n\Z",
+                                   "R1 = Define(9); R2 = SetEquation(x + R1 = 10); R3 = SolveEquation(R2)")])
+    planner = ScriptedGenerator([(r"None\.\n<\|assistant\|>\n\Z", "Subgoal 1: Set it up."),
+                                 (r"Subgoal 1 is 1\. Should", "Yes, I will stop planning.")])
+    with maths_toolbox() as toolbox:
+        agent = Agent(planner, grounder, toolbox, domain="maths", protocol=OriginalMathsProtocol(16))
+        [episode] = agent.run([("a", "x plus 9 is 10. What is x?")])
+    assert episode.status == "finished"
+    assert episode.original["results"] == {"R1": "9", "R2": "x + (9) = 10", "R3": " 1"}
+    assert episode.original["actions"] == ["R1 = Define(9) = 9", "R2 = SetEquation(x + R1 = 10) = x + (9) = 10",
+                                           "R3 = SolveEquation(R2) =  1"]

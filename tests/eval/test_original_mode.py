@@ -171,3 +171,14 @@ def test_set_equation_and_define_keep_the_text_as_written():
     assert episode.original["results"] == {"R1": "9", "R2": "x + (9) = 10", "R3": " 1"}
     assert episode.original["actions"] == ["R1 = Define(9) = 9", "R2 = SetEquation(x + R1 = 10) = x + (9) = 10",
                                            "R3 = SolveEquation(R2) =  1"]
+
+
+def test_every_svamp_task_is_the_originals(shared_data):
+    from eval.svamp.benchmark import load
+
+    path = shared_data / "eval" / "svamp" / "test.json"
+    records = json.loads(path.read_text(encoding="utf-8"))
+    examples = load(path)
+    assert len(examples) == len(records) == 1000
+    assert [example.question for example in examples] == [r["Body"] + " " + r["Question"] for r in records]
+    assert [original_answer(example.answer) for example in examples] == [str(int(r["Answer"])) for r in records]

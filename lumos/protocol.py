@@ -109,7 +109,9 @@ class Protocol:
 
         ``FormatError`` when the reply does not parse or names a tool the toolbox lacks.
         """
-        actions = parse_actions(reply)
+        # a toolbox may read its own actions (the web's queries hold quotes and parentheses as words)
+        read_actions = getattr(toolbox, "read_actions", None) or parse_actions
+        actions = read_actions(reply)
         unknown = [action.tool for action in actions if action.tool not in toolbox.tools]
         if unknown:
             raise FormatError(f"names unknown tool(s) {', '.join(unknown)}; available: {', '.join(toolbox.tool_names)}",

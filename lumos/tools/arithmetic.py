@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import time
 from fractions import Fraction
 
 from lumos.tools.base import ToolError
@@ -28,8 +29,11 @@ class NotArithmetic(ValueError):
     """The formula is not plain arithmetic on numbers (it needs the symbolic path)."""
 
 
-def evaluate_arithmetic(text: str) -> Number:
-    """Value of a normalised arithmetic formula (see ``numbers.normalize_arithmetic``)."""
+def evaluate_arithmetic(text: str, deadline: float | None = None) -> Number:
+    """Value of a normalised arithmetic formula (see ``numbers.normalize_arithmetic``).
+
+    ``deadline`` (a ``time.monotonic()`` value) stops the walk with a :class:`ToolError` once passed.
+    """
     if len(text) > MAX_TEXT:
         raise ToolError(f"formula of {len(text)} characters is longer than the limit {MAX_TEXT}")
     try:
@@ -37,7 +41,7 @@ def evaluate_arithmetic(text: str) -> Number:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         raise NotArithmetic(f"not Python arithmetic: {error}") from None
     try:
-        return _Evaluator(text).visit(tree.body)
+        return _Evaluator(text, deadline).visit(tree.body)
     except RecursionError:
         raise ToolError("formula is nested too deeply") from None
 
@@ -47,10 +51,13 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 
 
 class _Evaluator:
-    def __init__(self, source: str):
+    def __init__(self, source: str, deadline: float | None = None):
         self.source = source
+        self.deadline = deadline
 
     def visit(self, node: ast.AST) -> Number:
+        if self.deadline is not None and time.monotonic() > self.deadline:
+            raise ToolError("arithmetic ran past its time limit and was stopped")
         if isinstance(node, ast.Constant):
             return self._constant(node)
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):

@@ -20,7 +20,9 @@ to the sandbox (``lumos.tools.sandbox``). Nothing here evaluates model text in-p
 
 from __future__ import annotations
 
+import functools
 import re
+import time
 from fractions import Fraction
 from typing import Mapping
 
@@ -32,7 +34,8 @@ from lumos.tools.sandbox import run_code
 from lumos.tools.worker import SymbolicWorker
 from lumos.vocabulary import MATHS
 
-MAX_ARGUMENT = 100_000  # characters of one action's argument
+MAX_ARGUMENT = 10_000  # characters of one action's argument, checked before any pattern reads it
+MAX_CALL_DEPTH = 50  # R<n>(...) calls nested inside each other
 MAX_COUNT_ITEMS = 100_000
 
 _VARIABLE = re.compile(r"(?<![A-Za-z_])R([1-9]\d*)\b")
@@ -52,11 +55,11 @@ class _EquationInside(Exception):
 def maths_toolbox(timeout: float = 1.0, memory_mb: int = 512) -> Toolbox:
     """The maths domain's toolbox; every evaluation is bounded by ``timeout`` seconds and ``memory_mb``."""
     engine = MathsEngine(timeout=timeout, memory_mb=memory_mb)
-    return Toolbox.from_vocabulary(MATHS, {
-        "Calculator": engine.calculator, "SetEquation": engine.set_equation, "SolveEquation": engine.solve_equation,
-        "Count": engine.count, "SolveInequality": engine.solve_inequality, "Code": engine.code,
-        "Define": engine.define,
-    }, on_close=engine.close)
+    tools = {"Calculator": engine.calculator, "SetEquation": engine.set_equation,
+             "SolveEquation": engine.solve_equation, "Count": engine.count,
+             "SolveInequality": engine.solve_inequality, "Code": engine.code, "Define": engine.define}
+    return Toolbox.from_vocabulary(MATHS, {name: engine.bounded(tool) for name, tool in tools.items()},
+                                   on_close=engine.close)
 
 
 class MathsEngine:
@@ -66,9 +69,28 @@ class MathsEngine:
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.worker = SymbolicWorker(timeout=timeout, memory_mb=memory_mb)
+        self._deadline: float | None = None  # of the in-process work of the tool call under way
 
     def close(self) -> None:
         self.worker.close()
+
+    def bounded(self, tool):
+        """``tool`` with its argument's size checked first and a deadline on its in-process work."""
+        @functools.wraps(tool)
+        def run(args: str, variables: Mapping[str, str]) -> list[str]:
+            _check_size(args)
+            self._deadline = time.monotonic() + self.timeout
+            try:
+                return tool(args, variables)
+            except RecursionError:
+                raise ToolError("the argument is nested too deeply") from None
+            finally:
+                self._deadline = None
+        return run
+
+    def _check_deadline(self) -> None:
+        if self._deadline is not None and time.monotonic() > self._deadline:
+            raise ToolError(f"the action ran past its time limit of {self.timeout:g} s and was stopped")
 
     # ------------------------------------------------------------------ the tools
 
@@ -155,7 +177,7 @@ class MathsEngine:
         """Value of a substituted formula: exact fast path for arithmetic, the sympy worker otherwise."""
         normalized = normalize_arithmetic(text)
         try:
-            return format_number(evaluate_arithmetic(normalized))
+            return format_number(evaluate_arithmetic(normalized, self._deadline))
         except NotArithmetic:
             return str(self.worker.call("calculate", normalized))
 
@@ -163,21 +185,24 @@ class MathsEngine:
         """Like :meth:`evaluate` but always through sympy (the baseline of ``bench/bench_tools.py``)."""
         return str(self.worker.call("calculate", normalize_arithmetic(text)))
 
-    def substitute(self, text: str, variables: Mapping[str, str], side: int | None = None) -> str:
+    def substitute(self, text: str, variables: Mapping[str, str], side: int | None = None, depth: int = 0) -> str:
         """Replace ``R<n>`` by its value in parentheses, applying ``R<n>(...)`` calls first.
 
         A result that is an equation is replaced by its left (``side=0``) or right (``side=1``)
         side; with ``side=None`` meeting one raises :class:`_EquationInside`.
         """
+        if depth > MAX_CALL_DEPTH:
+            raise ToolError(f"results are called inside each other more than {MAX_CALL_DEPTH} levels deep")
         out: list[str] = []
         pos = 0
         while (match := _VARIABLE.search(text, pos)) is not None:
+            self._check_deadline()
             out.append(text[pos:match.start()])
             name = match.group(0)
             value = _lookup(variables, name)
             if text.startswith("(", match.end()):
                 close = _matching_paren(text, match.end())
-                call_args = self.substitute(text[match.end() + 1:close], variables, side)
+                call_args = self.substitute(text[match.end() + 1:close], variables, side, depth + 1)
                 out.append(f"({self.apply(name, value, call_args)})")
                 pos = close + 1
                 continue
@@ -311,13 +336,18 @@ def _equation_sides(value: str) -> tuple[str, str] | None:
 
 
 def _top_level_equation(text: str) -> tuple[str, str] | None:
-    """The two sides of ``a = b`` when ``=`` appears once outside parentheses."""
+    """The two sides of ``a = b`` when ``=`` appears once outside parentheses (one pass over the text)."""
     depth = 0
+    counted = 0
     positions = []
     for match in _SINGLE_EQUALS.finditer(text):
-        depth = text.count("(", 0, match.start()) - text.count(")", 0, match.start())
+        between = text[counted:match.start()]
+        depth += between.count("(") - between.count(")")
+        counted = match.start()
         if depth == 0:
             positions.append(match.start())
+            if len(positions) > 1:
+                return None
     if len(positions) != 1:
         return None
     return text[:positions[0]], text[positions[0] + 1:]

@@ -3,7 +3,8 @@
 ``parse_number`` reads one number, ``same_number`` compares two (allowing for the rounding a
 written claim carries: ``0.33`` stands for 1/3), ``format_number`` prints a result the way a
 person writes it, and ``normalize_arithmetic`` rewrites human notation inside a formula into
-Python/sympy operators. Standard library only.
+Python/sympy operators. Standard library only (and ``ToolError``). Every input is bounded in
+length before any regular expression reads it, and no pattern rescans a run of digits.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
+
+from lumos.tools.base import ToolError
 
 # Decimal places kept when printing a non-integer (significant places below 1).
 DISPLAY_PLACES = 6
@@ -23,11 +26,13 @@ _UNICODE_OPERATORS = str.maketrans({"×": "*", "✕": "*", "·": "*", "⋅": "*"
 _CURRENCY = re.compile(r"[$€£¥]")
 _VULGAR = {"½": "1/2", "⅓": "1/3", "⅔": "2/3", "¼": "1/4", "¾": "3/4", "⅕": "1/5", "⅖": "2/5", "⅗": "3/5",
            "⅘": "4/5", "⅙": "1/6", "⅚": "5/6", "⅛": "1/8", "⅜": "3/8", "⅝": "5/8", "⅞": "7/8"}
-_VULGAR_FRACTION = re.compile(rf"(\d*)\s*([{''.join(_VULGAR)}])")
+_VULGAR_FRACTION = re.compile(rf"(?<!\d)(\d*)\s*([{''.join(_VULGAR)}])")
 _THOUSANDS = re.compile(r"(?<![\d.,])(\d{1,3})((?:,\d{3})+)(?!\d|,\d)")
 _NUMBER = r"\d+(?:\.\d*)?|\.\d+"
-_PERCENT_OF = re.compile(rf"({_NUMBER})\s*%\s*of\b")
-_PERCENT = re.compile(rf"({_NUMBER})\s*%(?!\s*[\w(.$])")
+# Each pattern that starts at a number starts only where a number starts (a lookbehind), so a
+# long run of digits is scanned once, not once per digit.
+_PERCENT_OF = re.compile(rf"(?<![\d.])({_NUMBER})\s*%\s*of\b")
+_PERCENT = re.compile(rf"(?<![\d.])({_NUMBER})\s*%(?!\s*[\w(.$])")
 _TIMES_SPACED = re.compile(r"(?<=[\d)%])\s+[xX]\s+(?=[\d(.$])")
 _TIMES_TIGHT = re.compile(r"(?<=\d)[xX](?=\d)")
 _OF = re.compile(r"(?<=[\d)])\s+of\s+(?=[\d(.$])")
@@ -37,8 +42,17 @@ _RATIO = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*/\s*([+-]?(?:\d+(?:\.\d*)
 _MIXED = re.compile(r"([+-]?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 
 
+MAX_FORMULA = 10_000  # characters of formula read at all; longer text is refused before any pattern runs
+
+
+class FormulaTooLong(ToolError, ValueError):
+    """A formula longer than :data:`MAX_FORMULA`; refused before any regular expression reads it."""
+
+
 def normalize_arithmetic(text: str) -> str:
     """Rewrite human notation into operators: ``$1,200 x 25%`` -> ``1200 * (25/100)``."""
+    if len(text) > MAX_FORMULA:
+        raise FormulaTooLong(f"formula of {len(text)} characters is longer than the limit {MAX_FORMULA}")
     text = text.translate(_UNICODE_OPERATORS).replace("^", "**")
     text = _CURRENCY.sub("", text)
     text = _VULGAR_FRACTION.sub(_vulgar_fraction, text)
@@ -69,7 +83,7 @@ def parse_number(text: object) -> Fraction | float | None:
         return Fraction(text)
     if isinstance(text, float):
         return Fraction(text) if math.isfinite(text) else None
-    if not isinstance(text, str):
+    if not isinstance(text, str) or len(text) > 1000:
         return None
     s = _CURRENCY.sub("", text.strip().translate(_UNICODE_OPERATORS)).replace("\u00a0", " ").strip()
     vulgar = _VULGAR_FRACTION.fullmatch(s)
@@ -142,7 +156,7 @@ def format_number(value: Fraction | int | float) -> str:
 
 def _written_places(text: object) -> int | None:
     """Decimal places a written number shows (``0.33`` -> 2), None when it is not a plain decimal."""
-    if not isinstance(text, str):
+    if not isinstance(text, str) or len(text) > 1000:
         return None
     s = _CURRENCY.sub("", text.strip()).rstrip(".")
     match = re.fullmatch(r"[+-]?[\d,]*\.(\d+)", s)

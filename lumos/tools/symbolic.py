@@ -12,13 +12,19 @@ import re
 from fractions import Fraction
 
 import sympy
-from sympy.parsing.sympy_parser import (TokenError, convert_xor, implicit_multiplication_application,
-                                        parse_expr, rationalize, standard_transformations)
+from sympy.parsing.sympy_parser import (TokenError, _token_splittable, convert_xor, function_exponentiation,
+                                        implicit_application, implicit_multiplication, parse_expr, rationalize,
+                                        split_symbols_custom, standard_transformations)
 
 from lumos.tools.numbers import format_number
 
 # rationalize: decimals are read exactly (0.1 is 1/10), as the fast path reads them.
-_TRANSFORMATIONS = standard_transformations + (implicit_multiplication_application, convert_xor, rationalize)
+# Implicit multiplication as sympy's implicit_multiplication_application does it, except that a name
+# with digits (``x1``) stays one symbol instead of being split into ``x*1``.
+_split_letters = split_symbols_custom(lambda name: not any(c.isdigit() for c in name) and _token_splittable(name))
+_TRANSFORMATIONS = standard_transformations + (_split_letters, implicit_multiplication, implicit_application,
+                                               function_exponentiation, convert_xor, rationalize)
+_NOT_FINITE = (sympy.zoo, sympy.nan, sympy.oo, -sympy.oo)
 _ALLOWED_TEXT = re.compile(r"[\w\s+\-*/^().,=<>%!]*")
 _MAX_TEXT = 2000
 _FUNCTIONS = {
@@ -57,11 +63,21 @@ def parse(text: str) -> sympy.Expr:
         raise SymbolicError(f"cannot read {text!r} as a formula ({type(error).__name__}: {error})") from None
     if not isinstance(expr, sympy.Basic):
         expr = sympy.sympify(expr)
+    _check_finite(expr, text)
     return expr
+
+
+def _check_finite(expr: sympy.Basic, text: str) -> None:
+    """Refuse ``x/0`` (``zoo*x``), ``log(0)``, ``oo - oo``: values that are not finite numbers."""
+    if expr.has(sympy.zoo):
+        raise SymbolicError(f"the value of {text!r} is not finite (complex infinity: a division by zero or a pole)")
+    if expr.has(*_NOT_FINITE):
+        raise SymbolicError(f"the value of {text!r} is not finite")
 
 
 def render(expr: sympy.Basic) -> str:
     """A value as a person writes it: ``18``, ``0.2``, ``1.414214``; symbolic ones as sympy prints them."""
+    _check_finite(expr, str(expr))
     if isinstance(expr, sympy.Rational):
         return format_number(Fraction(int(expr.p), int(expr.q)))
     if expr.is_number:

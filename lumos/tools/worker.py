@@ -2,7 +2,8 @@
 
 sympy is imported once in the worker (never in the parent), which keeps ``import lumos.tools``
 cheap and keeps ``parse_expr`` of model text out of the calling process. The worker runs under
-rlimits (address space, CPU per call) and the audit guard of ``lumos.tools.confine``; a call that
+rlimits (address space, CPU per call) and the audit guard of ``lumos.tools.confine``, with an
+environment of its own (nothing of the caller's: no API keys); a call that
 misses its deadline gets the worker killed, the caller a :class:`ToolError`, and the next call a
 fresh worker.
 
@@ -87,7 +88,8 @@ class SymbolicWorker:
         self._stderr = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             [sys.executable, "-I", "-c", _BOOT, _PROJECT_ROOT, str(self.timeout), str(self.memory_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True,
+            env={"PATH": os.defpath, "LC_ALL": "C.UTF-8"})  # no key, token or path of the caller reaches the worker
         self._buffer = b""
         self._ready = False
 

@@ -1,0 +1,84 @@
+"""Issue reproductions for the maths tools: values as data, bounded inputs, deadlines, non-finite values."""
+
+import os
+import time
+
+import pytest
+
+from lumos.format import parse_action
+from lumos.tools.base import ToolError
+from lumos.tools.numbers import MAX_FORMULA, normalize_arithmetic
+
+
+def run(toolbox, lines, variables=None):
+    variables = {} if variables is None else variables
+    return [toolbox.execute(parse_action(line).without_result(), variables) for line in lines], variables
+
+
+def test_earlier_results_reach_code_as_data_not_source(maths, tmp_path):
+    marker = tmp_path / "ran"
+    paragraph = f"__import__('pathlib').Path({str(marker)!r}).write_text('x')"
+    results, _ = run(maths, ["R2 = Code(R1)", "R3 = Code(len(R1))", "R4 = Code(If R5 > 2, R5 * 2, 0)"],
+                     {"R1": paragraph, "R5": "21"})
+    assert results == [paragraph, str(len(paragraph)), "42"]
+    assert not marker.exists()
+
+
+def test_function_arguments_are_bound_values(maths):
+    results, _ = run(maths, ["R1 = Code(def double(v): return v * 2)", "R2 = Calculator(R1(R3))"], {"R3": "2.5"})
+    assert results[1] == "5"
+
+
+@pytest.mark.parametrize("text", ["9" * 9000 + " + 1", "1" * 9000 + "½", "1" * 9000 + "% of 2", "1." * 4500 + "%"])
+def test_normalisation_is_linear_on_long_runs_of_digits(text):
+    start = time.monotonic()
+    normalize_arithmetic(text)
+    assert time.monotonic() - start < 0.5
+
+
+def test_overlong_formulas_are_refused_before_any_pattern_runs():
+    start = time.monotonic()
+    with pytest.raises(ToolError, match="longer than the limit"):
+        normalize_arithmetic("1" * (MAX_FORMULA * 10))
+    assert time.monotonic() - start < 0.05
+
+
+@pytest.mark.parametrize("lines", [
+    ["R1 = Code('1' * 20000)", "R2 = Calculator(R1 + 1)"],
+    ["R1 = Calculator(" + "R2(" * 3000 + "1" + ")" * 3000 + ")"],
+    ["R1 = Calculator(" + "=a" * 4000 + ")"],
+    ["R1 = Calculator(" + "9" * 99_000 + ")"],
+    ["R1 = SolveEquation(" + "x = " * 2000 + "1)"],
+])
+def test_quadratic_inputs_end_quickly(maths, lines):
+    run(maths, ["R9 = Calculator(x + 1)"])  # a warm worker
+    start = time.monotonic()
+    with pytest.raises(ToolError):
+        run(maths, lines, {"R2": "def f(v): return v"})
+    assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.parametrize("formula, message", [("x/0", "not finite"), ("log(0)", "not finite"),
+                                              ("oo - oo", "not finite"), ("1/0", "division by zero")])
+def test_values_that_are_not_finite_are_errors(maths, formula, message):
+    with pytest.raises(ToolError, match=message):
+        run(maths, [f"R1 = Calculator({formula})"])
+
+
+def test_names_with_digits_are_symbols(maths):
+    assert run(maths, ["R1 = Calculator(x1 + 1)", "R2 = Calculator(2x + xy)"])[0] == ["x1 + 1", "x*y + 2*x"]
+
+
+def test_the_symbolic_worker_gets_a_scrubbed_environment(maths, monkeypatch):
+    from lumos.tools.worker import SymbolicWorker
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-must-not-leak")
+    worker = SymbolicWorker(timeout=5.0)
+    try:
+        worker.start()
+        with open(f"/proc/{worker._process.pid}/environ", "rb") as handle:
+            environ = handle.read()
+    finally:
+        worker.close()
+    assert b"sk-must-not-leak" not in environ and b"OPENAI_API_KEY" not in environ
+    assert os.environ["OPENAI_API_KEY"] == "sk-must-not-leak"

@@ -139,7 +139,7 @@ def load_step_instances(path: str | Path) -> list[Task]:
 
 
 def _shape_error(path: Path, found: str) -> Mind2WebDataError:
-    return Mind2WebDataError(f"{path}: {found}; Mind2Web evaluation accepts {ACCEPTED_SHAPES}")
+    return Mind2WebDataError(f"{found}; Mind2Web evaluation accepts {ACCEPTED_SHAPES}")
 
 
 def load_tasks(path: str | Path, splits: tuple[str, ...] | list[str] = SPLITS,

@@ -147,13 +147,13 @@ def choose_element(ranker: Ranker, query: str, pool: Sequence[Element]) -> Eleme
 class OriginalAction:
     """One action as the original reads it (``str.find`` arithmetic, no validation)."""
 
-    text: str
+    action: str
     variable: str
     name: str
     args: str
     page: str
     query: str | None = None
-    action_text: str | None = None
+    text: str | None = None
 
 
 def read_original_action(action: str) -> OriginalAction:
@@ -366,7 +366,7 @@ class StepLevelProtocol:
         for text in reply.strip().split("; "):
             action = read_original_action(text)
             entry: dict[str, Any] = {"action": text, "variable": action.variable, "name": action.name,
-                                     "page": action.page, "query": action.query, "text": action.action_text,
+                                     "page": action.page, "query": action.query, "text": action.text,
                                      "executed": False}
             page = original_pool(step) if index == 0 else run.pages.get(action.page)
             if index == 0:
@@ -374,18 +374,18 @@ class StepLevelProtocol:
             if page is None:
                 entry["error"] = f"undefined page variable {action.page!r}"
             elif action.name in ("CLICK", "TYPE", "SELECT"):
-                query = action.query + (SELECT_SUFFIX.format(text=action.action_text) if action.name == "SELECT" else "")
+                query = action.query + (SELECT_SUFFIX.format(text=action.text) if action.name == "SELECT" else "")
                 element = choose_element(self.ranker, ranker_query(query, step), page.elements)
                 element_match = element.text.replace("\n", " ") == page.elements[0].text.replace("\n", " ")
                 op_match = action.name == step.op
-                value_match = action.name == "CLICK" or (action.action_text or "").lower() == step.value.lower()
+                value_match = action.name == "CLICK" or (action.text or "").lower() == step.value.lower()
                 entry.update(executed=True, ranker_query=query, top1_id=element.id, element_match=element_match,
                              op_match=op_match, value_match=value_match,
                              step_success=element_match and op_match and value_match)
                 episode_step.calls.append(ToolCall(action=text, tool=action.name, args=action.args,
                                                    outputs=[action.variable], result=f"{element.id}: {element.text}"))
                 if first_scored is None:
-                    first_scored = {"element": element, "value": action.action_text or "", "name": action.name,
+                    first_scored = {"element": element, "value": action.text or "", "name": action.name,
                                     "page": action.page, "pool": page}
             if index + 1 < len(run.steps):
                 run.pages[action.variable] = original_pool(run.steps[index + 1])

@@ -101,11 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     chooser = argparse.ArgumentParser(add_help=False)
     chooser.add_argument("--formulation", default="lumos_iterative")
+    from eval.runner import EvalSetupError
+
     try:
         if chooser.parse_known_args(argv)[0].formulation != "gold":
             return run_lumos(argv)
         return run_gold(argv)
-    except Mind2WebDataError as error:
+    except (Mind2WebDataError, EvalSetupError) as error:  # one line: what is wrong and what is accepted
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
 
@@ -118,7 +120,10 @@ def run_gold(argv: list[str]) -> dict:
     ranker = make_ranker(args.ranker_model, args.ranker_kind)
     results = {}
     with JsonlStore(save_dir / "predictions.jsonl") as store:
-        loaded = load_tasks(args.data_dir, args.splits, args.max_num_examples)
+        try:
+            loaded = load_tasks(args.data_dir, args.splits, args.max_num_examples)
+        except Mind2WebDataError as error:
+            raise Mind2WebDataError(f"mind2web data {args.data_dir}: {error}") from None
         for split in dict.fromkeys(task.split for task in loaded):
             tasks = [task for task in loaded if task.split == split]
             for task in tasks:

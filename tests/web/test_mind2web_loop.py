@@ -164,11 +164,20 @@ def test_a_planner_that_stops_misses_that_step_only(serve, tmp_path):
 
 
 def test_killed_run_resumes_with_the_same_metrics(serve, tmp_path):
-    whole, _ = _run(serve, tmp_path, save="whole")
+    _, planner = serve(step_planner())
+    _, grounder = serve(step_grounder())
+    data = _write_data(tmp_path / "data")
+
+    def run(save):
+        return main(["--data_dir", str(data), "--save_dir", str(tmp_path / save), "--planner", planner, "--grounder",
+                     grounder, "--eval_batch_size", "2", "--top_k", "6", "--ranker_kind", "bm25"])
+
+    whole = run("whole")
     lines = (tmp_path / "whole" / "predictions.jsonl").read_text().splitlines(keepends=True)
     (tmp_path / "resumed").mkdir()
     (tmp_path / "resumed" / "predictions.jsonl").write_text(lines[0] + lines[1][:50])  # what a kill leaves
-    resumed, _ = _run(serve, tmp_path, save="resumed")
+    (tmp_path / "resumed" / "run.json").write_text((tmp_path / "whole" / "run.json").read_text())
+    resumed = run("resumed")
     strip = lambda m: {k: v for k, v in m.items() if k != "seconds_this_run"}  # noqa: E731
     assert strip(resumed) == strip(whole)
     assert len((tmp_path / "resumed" / "predictions.jsonl").read_text().splitlines()) == 3

@@ -167,7 +167,7 @@ def test_our_scores_of_the_same_run_follow_mindact(reference):
 def test_reading_actions_as_the_original_including_its_bugs():
     missing_text = read_original_action("R2 = TYPE(R1, QUERY: Type Boston)")
     # find(", TEXT:") is -1: the query loses its last character, the text starts 6 characters in
-    assert (missing_text.query, missing_text.action_text) == ("Type Bosto", "ERY: Type Boston")
+    assert (missing_text.query, missing_text.text) == ("Type Bosto", "ERY: Type Boston")
     no_output = read_original_action("CLICK(R1, QUERY: Click the a)")
     assert (no_output.variable, no_output.name, no_output.page) == ("CLICK(R1", "ICK", "R1")
 

@@ -27,8 +27,8 @@ from typing import Any, Literal, Mapping, MutableMapping, Sequence
 
 from lumos.llm.base import ChatGenerator, GenerationError, Generator
 from lumos.tools.base import ToolError, Toolbox
-from lumos.tools.retrieval import (DenseRanker, KnowledgeSource, LocalCorpus, PageLookup, RetrievalError,
-                                   WikipediaAPI, one_line, rank_passages)
+from lumos.tools.retrieval import (KnowledgeSource, LocalCorpus, PageLookup, RetrievalError, WikipediaAPI,
+                                   make_ranker, one_line, rank_passages)
 from lumos.vocabulary import COMPLEX_QA
 
 PAGE = re.compile(r"WikipediaPage\((.*)\)", re.DOTALL)
@@ -176,7 +176,7 @@ def qa_toolbox(corpus: str | None = None, qa_generator: Generator | None = None,
     if source is None:
         source = (WikipediaAPI() if wikipedia else LocalCorpus(corpus, cache_dir=cache_dir)
                   if corpus is not None else NoKnowledgeSource())
-    ranker = ranker or (DenseRanker(retriever_model) if retriever_model else None)
+    ranker = ranker or make_ranker(retriever_model)
     tools = QATools(source, qa_generator, ranker=ranker)
     box = Toolbox.from_vocabulary(COMPLEX_QA, {
         "KnowledgeQuery": tools.knowledge_query, "ParagraphRetrieve": tools.paragraph_retrieve, "QA": tools.qa,
@@ -258,8 +258,16 @@ class OriginalQAExecutor:
 
     ``flavour`` picks the benchmark's variant (HotpotQA and StrategyQA differ in their last action and
     in ``Calculator``). Values are what the original stored: a list for KnowledgeQuery, text otherwise.
-    The original fell back on a Google search when QA found no answer; offline, that search is one
-    knowledge-source lookup of the question (the top page, read like a search-result entry).
+
+    Where the page source differs: the original scraped Wikipedia's HTML (``index.php?search=``:
+    the article, or up to five result titles); :meth:`WikipediaAPI.lookup` asks the API the same
+    question, so infobox rows (the original's leading ``Reference Table: *** ...`` entry) and
+    disambiguation link lists are not reproduced, and the original's unicode-escape clean-up of page
+    text is not applied. Its relevance model is the toolbox's ranker: ``retriever_model``
+    ``dpr:facebook/dpr-reader-multiset-base`` is the original's (``DPRReader`` logits over title and
+    text); the default BM25 can order ``Evidence`` differently. The original fell back on a
+    Google search when QA found no answer; offline, that search is one knowledge-source lookup of
+    the question (the top page, read like a search-result entry).
     """
 
     def __init__(self, tools: QATools, flavour: Flavour):
@@ -321,10 +329,11 @@ class OriginalQAExecutor:
         entries = results[_ORIGINAL_VARIABLE.findall(args)[0]]
         if isinstance(entries, str):
             raise _Swallowed("ParagraphRetrieve over text, not a KnowledgeQuery list")
+        titles = [entry.split(TITLE_SEPARATOR)[0].strip() for entry in entries]
         texts = [entry.split(TITLE_SEPARATOR)[1].strip() for entry in entries]
         if not texts:
             raise _Swallowed("no paragraph")
-        return self.evidence(question, texts)
+        return self.evidence(question, texts, titles=titles)
 
     def _qa(self, args: str, results: Mapping[str, Any], context: ActionContext) -> str | None:
         head, _, _ = args.partition(", Question: ")
@@ -383,10 +392,17 @@ class OriginalQAExecutor:
             reply = self._chat(retry.format(question=question))
         return f"Question: {question}; {reply}"
 
-    def evidence(self, question: str, texts: Sequence[str], k: int = 5) -> str:
-        """The ``k`` texts most relevant to ``question`` as ``"Evidence i: <text>\n"`` lines, best first."""
-        scores = (self.tools.ranker or _default_ranker()).scores(question, list(texts))
-        order = sorted(range(len(texts)), key=lambda i: -scores[i])[:k]
+    def evidence(self, question: str, texts: Sequence[str], k: int = 5, titles: Sequence[str] | None = None) -> str:
+        """The ``k`` texts most relevant to ``question`` as ``"Evidence i: <text>\n"`` lines, best first
+        (ties ordered as the original's ``np.argsort(scores)[-k:][::-1]`` orders them)."""
+        import numpy as np
+
+        ranker = self.tools.ranker or _default_ranker()
+        if getattr(ranker, "uses_titles", False):
+            scores = ranker.scores(question, list(texts), titles=list(titles) if titles else None)
+        else:
+            scores = ranker.scores(question, list(texts))
+        order = np.argsort(np.asarray(scores, dtype=float))[-k:][::-1]
         return "".join(f"Evidence {rank}: {texts[i]}\n" for rank, i in enumerate(order, start=1))
 
     def _chat(self, prompt: str) -> str:
@@ -425,7 +441,7 @@ class OriginalQAExecutor:
             page = self._lookup(title)
         texts = [entry.split(TITLE_SEPARATOR)[1].strip() for entry in self._entries(title, page, 40)]
         if texts and any(texts):
-            answer = self.ask(self.evidence(question, texts), question)
+            answer = self.ask(self.evidence(question, texts, titles=[title] * len(texts)), question)
             if "no answer" not in answer.lower():
                 return answer
         return "No answer."

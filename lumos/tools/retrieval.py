@@ -228,6 +228,51 @@ class DenseRanker:
         return [float(embeddings[0] @ row) for row in embeddings[1:]]
 
 
+class DPRReaderRanker:
+    """The released QA evaluation's relevance model: a ``DPRReader``'s relevance logit of each
+    (question, title, text), ten passages per forward pass, padded to 512 tokens as there."""
+
+    uses_titles = True
+
+    def __init__(self, model_name_or_path: str = "facebook/dpr-reader-multiset-base", device: str | None = None,
+                 chunk: int = 10, max_length: int = 512):
+        self.model_name_or_path = model_name_or_path
+        self.device = device
+        self.chunk = chunk
+        self.max_length = max_length
+        self._model = None
+        self._tokenizer = None
+
+    def scores(self, query: str, texts: Sequence[str], titles: Sequence[str] | None = None) -> list[float]:
+        import torch
+
+        if self._model is None:
+            from transformers import DPRReader, DPRReaderTokenizer
+
+            self.device = self.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+            self._tokenizer = DPRReaderTokenizer.from_pretrained(self.model_name_or_path)
+            self._model = DPRReader.from_pretrained(self.model_name_or_path).to(self.device).eval()
+        titles = list(titles) if titles is not None else [""] * len(texts)
+        scores: list[float] = []
+        for start in range(0, len(texts), self.chunk):
+            encoded = self._tokenizer(questions=query, titles=titles[start:start + self.chunk],
+                                      texts=list(texts[start:start + self.chunk]), padding="max_length",
+                                      truncation=True, max_length=self.max_length, return_tensors="pt").to(self.device)
+            with torch.no_grad():
+                scores += self._model(**encoded).relevance_logits.float().cpu().tolist()
+        return scores
+
+
+def make_ranker(spec: str | None):
+    """A paragraph ranker by name: None -> BM25 (per call), ``dpr:<model>`` -> :class:`DPRReaderRanker`
+    (the released evaluation's), anything else -> a sentence-transformers :class:`DenseRanker`."""
+    if not spec:
+        return None
+    if spec.startswith("dpr:"):
+        return DPRReaderRanker(spec[len("dpr:"):] or "facebook/dpr-reader-multiset-base")
+    return DenseRanker(spec)
+
+
 class BM25PassageRanker:
     """BM25 over the handful of paragraphs of one call (indexed per call: they are few)."""
 

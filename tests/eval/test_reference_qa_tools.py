@@ -168,3 +168,37 @@ def test_a_task_not_stopped_within_ten_rounds_is_step_limit_and_scores_zero(corp
     assert grounder.calls[-1].endswith("The execution result for Subgoal 1 is American The execution result for "
                                        "Subgoal 2 is American The execution result for Subgoal 3 is American The "
                                        "execution result for Subgoal 4 is American\n<|assistant|>\n")
+
+
+@pytest.mark.slow
+def test_dpr_reader_ranker_scores_passages_ten_at_a_time(tmp_path):
+    """The original's relevance model on a tiny random DPR reader: chunking never changes a passage's
+    score, titles count, and Evidence lines follow the scores."""
+    torch = pytest.importorskip("torch")
+    from transformers import DPRConfig, DPRReader, DPRReaderTokenizer
+
+    from lumos.tools.retrieval import DPRReaderRanker, make_ranker
+
+    words = "ed wood american filmmaker actor nationality what is the of born film director he was a".split()
+    vocab = {word: i for i, word in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
+    DPRReaderTokenizer(vocab=vocab).save_pretrained(tmp_path / "dpr")
+    torch.manual_seed(0)
+    DPRReader(DPRConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=512, initializer_range=1.0)
+              ).save_pretrained(tmp_path / "dpr")
+    ranker = make_ranker(f"dpr:{tmp_path / 'dpr'}")
+    assert isinstance(ranker, DPRReaderRanker)
+    texts = [" ".join(words[i:i + 5]) for i in range(12)]
+    titles = ["Ed Wood"] * 6 + ["Film"] * 6
+    scores = ranker.scores("what is the nationality of ed wood", texts, titles=titles)
+    one_by_one = DPRReaderRanker(str(tmp_path / "dpr"), chunk=1)
+    assert scores == pytest.approx(one_by_one.scores("what is the nationality of ed wood", texts, titles=titles),
+                                   abs=1e-5)
+    assert len(set(scores)) == len(scores)
+    assert scores != pytest.approx(ranker.scores("what is the nationality of ed wood", texts), abs=1e-6)
+
+    box = qa_toolbox(source=object(), ranker=ranker)
+    evidence = original_executor(box, "hotpotqa").evidence("what is the nationality of ed wood", texts,
+                                                           titles=titles)
+    best = sorted(range(12), key=lambda i: -scores[i])[:5]
+    assert evidence == "".join(f"Evidence {k}: {texts[i]}\n" for k, i in enumerate(best, start=1))

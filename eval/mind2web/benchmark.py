@@ -165,18 +165,18 @@ def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS, p
             steps = score_trace(task, getattr(toolbox, "environment", None))
         return {"split": task.split, "step_scores": steps, "scores": task_scores(steps)}
 
-    def score_original(episode, example: Example, formulation: str) -> dict[str, float]:
-        return original_scores(step_records_for_original.get(example.id, []))
+    scored: dict[str, list[dict[str, Any]]] = {}  # example id -> its step records, until score_original reads them
 
-    step_records_for_original: dict[str, list[dict[str, Any]]] = {}
-
-    def score_episode_keeping(episode, example: Example, toolbox) -> dict[str, Any]:
+    def score_and_keep(episode, example: Example, toolbox) -> dict[str, Any]:
         record = score_episode(episode, example, toolbox)
-        step_records_for_original[example.id] = record["step_scores"]
+        scored[example.id] = record["step_scores"]
         return record
+
+    def score_original(episode, example: Example, formulation: str) -> dict[str, float]:
+        return original_scores(scored.pop(example.id, []))
 
     free = protocol == "free_running"
     return Benchmark(name="mind2web", domain="web_agent", data_file="", load=load,
                      score=lambda prediction, gold: {}, task_toolbox=task_toolbox if free else None,
-                     score_episode=score_episode_keeping, summarise=split_metrics,
+                     score_episode=score_and_keep, summarise=split_metrics,
                      loop=None if free else step_level, score_original=None if free else score_original)

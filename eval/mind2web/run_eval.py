@@ -87,12 +87,15 @@ def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def run_lumos(argv: list[str]) -> dict:
     """The Lumos agent loop over every task, through the shared runner."""
     from eval.mind2web.benchmark import make_benchmark
-    from eval.runner import evaluate, parse_config
+    from eval.runner import EvalSetupError, evaluate, parse_config
 
     options, rest = _benchmark_options(argv)
     benchmark = make_benchmark(make_ranker(options.ranker_model, options.ranker_kind), options.top_k,
                                options.splits, options.max_num_examples, options.protocol, options.phrase_seed)
     config = parse_config(benchmark, rest)
+    if config.scoring == "original" and (config.prompt_style != "original" or options.protocol != "step_level"):
+        raise EvalSetupError("--scoring original counts what the released evaluation executed: it needs "
+                             "--prompt_style original and --protocol step_level")
     config.extra = {key: value for key, value in vars(options).items()}
     return evaluate(config, benchmark)
 

@@ -185,3 +185,24 @@ def test_undefined_page_variable_is_recorded_not_a_crash(reference, shared_data)
     entry = run.records[1]["original"][0]
     assert entry["executed"] is False and entry["error"] == "undefined page variable 'R5'"
     assert original_scores(run.records)["tot_tags"] == 1.0 and run.episode.status == "finished"
+
+
+def test_original_mode_through_the_cli(reference, tmp_path):
+    """``--prompt_style original --scoring original`` end to end: every step judged, the original's figure."""
+    from eval.mind2web.run_eval import main
+
+    folder, _ = reference
+    (tmp_path / "plan.json").write_text(json.dumps({"rules": [], "default": "Subgoal 1: Click the button."}))
+    (tmp_path / "ground.json").write_text(json.dumps({"rules": [], "default": "R1 = CLICK(Env, QUERY: Click it)"}))
+    metrics = main(["--data_dir", str(folder / "input"), "--save_dir", str(tmp_path / "out"), "--planner",
+                    f"scripted:{tmp_path / 'plan.json'}", "--grounder", f"scripted:{tmp_path / 'ground.json'}",
+                    "--prompt_style", "original", "--scoring", "original", "--ranker_kind", "bm25"])
+    assert metrics["scoring"] == "original" and metrics["num_examples"] == 12
+    assert metrics["original_executed_actions"] == metrics["splits"]["test_domain"]["num_steps"] == 25
+    assert 0.0 <= metrics["original_step_success"] <= 1.0
+    records = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert all(len(r["step_scores"]) == len(r["answer"]) for r in records)
+    # from step 2 on, 'R1 = CLICK(Env, ...)' acts on Env: step 0's page, as in the original
+    later = [s for r in records for s in r["step_scores"] if s["step"] > 0]
+    assert later and all(s["original"][0]["page"] == "Env" and s["original"][0]["executed"] for s in later)
+    assert all(len(r["answer"]) == 1 or r["original"]["sentences"] for r in records)

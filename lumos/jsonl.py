@@ -3,18 +3,22 @@
 Long jobs (conversion, evaluation) append one finished record per line and flush it (or a few
 finished records at once with ``append_many``), so a job killed at any instant (SIGKILL
 included) loses at most what it had not yet handed over and the line being written; on
-restart :class:`JsonlStore` drops such a torn last line, reports which keys are done, and
-the job skips them. Nothing is written twice and nothing is silently lost.
+restart :class:`JsonlStore` repairs such a torn last line, sets any other damaged line aside
+(``<file>.damaged``, reported as ``file:line``), reports which keys are done, and the job skips
+them. One writer at a time holds the store's lock. Nothing is written twice and nothing is
+silently lost.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -92,11 +96,25 @@ def write_jsonl(path: str | os.PathLike, records: Iterable[dict[str, Any]]) -> i
     return count
 
 
+class StoreLocked(RuntimeError):
+    """Another process is writing the store; the message names it."""
+
+
+class JsonlDamageWarning(UserWarning):
+    """Opening a store found damaged lines and set them aside (``<file>.damaged``)."""
+
+
 class JsonlStore:
     """An append-only JSONL file whose records carry a unique key field.
 
-    Opening repairs a torn last line left by a killed writer. ``done`` holds the keys
-    already written; :meth:`append` refuses a key twice.
+    The store holds an exclusive lock (``fcntl.flock``) on its file for its whole life: a second
+    writer, in this process or another, gets :class:`StoreLocked` naming the holder's pid.
+    Opening repairs a torn last line (no trailing newline) left by a killed writer. Any other
+    damaged line (invalid UTF-8, invalid JSON, JSON that is not an object, an object without the
+    key, a key written before) is moved, with its line number and the reason, to
+    ``<file>.damaged``, reported as ``file:line`` (a :class:`JsonlDamageWarning`, and in
+    :attr:`damaged`), and every good line around it is kept. ``done`` holds the keys already
+    written; :meth:`append` refuses a key twice.
     """
 
     def __init__(self, path: str | os.PathLike, key: str = "id"):
@@ -104,26 +122,95 @@ class JsonlStore:
         self.key = key
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.done: set[str] = set()
-        self._repair_and_index()
-        self._handle = open(self.path, "a", encoding="utf-8")
+        self.damaged: list[BadRecord] = []
+        self.repaired_torn_line: int | None = None
+        self._handle = _open_locked(self.path)
+        try:
+            self._repair_and_index()
+        except BaseException:
+            self._handle.close()
+            raise
+
+    @property
+    def damaged_path(self) -> Path:
+        return self.path.with_name(self.path.name + ".damaged")
 
     def _repair_and_index(self) -> None:
-        if not self.path.exists():
+        with open(self.path, "rb") as handle:  # read under the lock this store holds
+            data = handle.read()
+        if not data:
             return
-        good_bytes = 0
-        with open(self.path, "rb") as handle:
-            for raw in handle:
-                if not raw.endswith(b"\n"):
-                    break  # torn write from a killed run: drop it
-                try:
-                    record = json.loads(raw)
-                except json.JSONDecodeError:
-                    break
-                self.done.add(str(record[self.key]))
-                good_bytes += len(raw)
-        if good_bytes != self.path.stat().st_size:
-            with open(self.path, "r+b") as handle:
-                handle.truncate(good_bytes)
+        kept: list[bytes] = []
+        set_aside: list[dict[str, Any]] = []
+        first_line: dict[str, int] = {}
+        lines = data.split(b"\n")
+        torn = lines.pop()  # what follows the last newline: b"" unless the last line is torn
+        for line_no, raw in enumerate(lines, start=1):
+            reason = self._check_line(raw, line_no, first_line)
+            if reason is None:
+                kept.append(raw + b"\n")
+            else:
+                set_aside.append(self._damage(raw, line_no, reason))
+        if torn and self._check_line(torn, len(lines) + 1, first_line) is None:
+            kept.append(torn + b"\n")  # a whole record that only lacks its newline
+        elif torn:
+            self.repaired_torn_line = len(lines) + 1  # a killed writer's unfinished record: dropped, redone
+        if set_aside:
+            with open(self.damaged_path, "a", encoding="utf-8") as handle:
+                handle.write("".join(json.dumps(entry) + "\n" for entry in set_aside))
+                handle.flush()
+                os.fsync(handle.fileno())
+            shown = "; ".join(str(bad) for bad in self.damaged[:10])
+            more = f" (and {len(self.damaged) - 10} more)" if len(self.damaged) > 10 else ""
+            warnings.warn(f"{self.path}: set aside {len(set_aside)} damaged line(s) into {self.damaged_path}: "
+                          f"{shown}{more}", JsonlDamageWarning, stacklevel=3)
+        good = b"".join(kept)
+        if good != data:
+            self._rewrite(good)
+
+    def _check_line(self, raw: bytes, line_no: int, first_line: dict[str, int]) -> str | None:
+        """Why line ``line_no`` cannot be kept, or None (and its key is indexed)."""
+        if not raw.strip():
+            return None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return f"invalid UTF-8 at byte {error.start}"
+        try:
+            record = json.loads(text)
+        except (ValueError, RecursionError) as error:
+            return f"invalid JSON: {getattr(error, 'msg', error)}"
+        if not isinstance(record, dict):
+            return f"a JSON {type(record).__name__}, not an object"
+        if self.key not in record:
+            return f"no {self.key!r} field"
+        key = str(record[self.key])
+        if key in first_line:
+            return f"{self.key}={key!r} was already written at line {first_line[key]}"
+        first_line[key] = line_no
+        self.done.add(key)
+        return None
+
+    def _damage(self, raw: bytes, line_no: int, reason: str) -> dict[str, Any]:
+        self.damaged.append(BadRecord(str(self.path), line_no, reason))
+        return {"file": str(self.path), "line": line_no, "reason": reason,
+                "text": raw.decode("utf-8", errors="backslashreplace")}
+
+    def _rewrite(self, good: bytes) -> None:
+        """Replace the file by its good lines: a locked temp file renamed over it (the lock moves with it)."""
+        tmp = self.path.with_name(self.path.name + f".repair-{os.getpid()}")
+        handle = _open_locked(tmp, truncate=True)
+        try:
+            handle.write(good.decode("utf-8"))  # every kept line was checked to be UTF-8
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            handle.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        self._handle.close()
+        self._handle = handle
 
     def __contains__(self, key: object) -> bool:
         return str(key) in self.done
@@ -167,6 +254,38 @@ class JsonlStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _open_locked(path: Path, *, truncate: bool = False):
+    """Open ``path`` for appending (reading too) under an exclusive lock, or raise :class:`StoreLocked`."""
+    handle = open(path, "w+" if truncate else "a+", encoding="utf-8")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(handle.fileno())
+        handle.close()
+        raise StoreLocked(f"{path} is being written by {holder}; one writer at a time "
+                          "(wait for it to finish, or stop it)") from None
+    except OSError:
+        pass  # a file system without flock (some network mounts): no lock to hold
+    return handle
+
+
+def _lock_holder(fd: int) -> str:
+    """The process holding a flock on ``fd``'s file, from /proc/locks where there is one."""
+    info = os.fstat(fd)
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as handle:
+            for line in handle:
+                fields = line.split()
+                if "FLOCK" not in fields or "->" in fields:
+                    continue
+                pid, device_inode = fields[-4], fields[-3]
+                if device_inode.rsplit(":", 1)[-1] == str(info.st_ino) and pid.isdigit():
+                    return f"process {pid}" if int(pid) != os.getpid() else f"this process (pid {pid})"
+    except OSError:
+        pass
+    return "another process"
 
 
 def code_version() -> str:

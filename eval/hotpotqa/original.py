@@ -68,6 +68,22 @@ class OriginalQAProtocol(OriginalProtocol):
         # id(step) -> (planner label, the subgoal's last value); an entry goes when its step is collected
         self._subgoal_values: dict[int, tuple[str, Any]] = {}
 
+    def render(self, turns, eos: str) -> str:
+        """The prompt as the original concatenated it: earlier replies stripped, user turns as built.
+
+        The base rendering strips user turns too, which only matters here: a grounding turn ends with
+        the last ``Answer:`` part as QA gave it, trailing spaces or newlines included.
+        """
+        text = ""
+        for turn in turns:
+            header = prompts.ROLE_HEADERS[turn["role"]]
+            if turn["role"] == prompts.ASSISTANT:
+                text += header + turn["content"].strip() + "\n\n"
+            else:
+                content = turn["content"]
+                text += header + content.removesuffix("\n") + "\n"
+        return text + prompts.ROLE_HEADERS[prompts.ASSISTANT]
+
     # ------------------------------------------------------------------ grounding
 
     def ground_turn(self, domain: str, task: str, index: int, turn: PlanTurn, earlier: list[Step]) -> str:

@@ -202,3 +202,22 @@ def test_dpr_reader_ranker_scores_passages_ten_at_a_time(tmp_path):
                                                            titles=titles)
     best = sorted(range(12), key=lambda i: -scores[i])[:5]
     assert evidence == "".join(f"Evidence {k}: {texts[i]}\n" for k, i in enumerate(best, start=1))
+
+
+def test_a_grounding_turn_keeps_the_answer_as_qa_gave_it(corpus, tmp_path):
+    """The original appended the Answer: part raw, trailing whitespace included; the planner's value is stripped."""
+    from eval.hotpotqa.original import OriginalQAProtocol
+    from lumos.agent import Agent
+
+    planner = ScriptedGenerator(lambda prompt: "Yes, I will stop planning." if prompt.count("<|assistant|>") > 2
+                                else f"No, I will keep planning. Subgoal {prompt.count('<|assistant|>')}: Find it.")
+    grounder = ScriptedGenerator(lambda prompt: "R1 = KnowledgeQuery(Ed Wood); R2 = ParagraphRetrieve(R1, Query: "
+                                                "Nationality?); R3 = QA([R2], Question: Nationality?)")
+    qa = ScriptedGenerator(lambda content: "Answer: American \n")
+    box = qa_toolbox(corpus=corpus, qa_generator=qa, cache_dir=str(tmp_path / "cache"))
+    agent = Agent(planner, grounder, box, domain="complex_qa", protocol=OriginalQAProtocol("hotpotqa"))
+    (episode,) = agent.run([("0", "What is the nationality of Ed Wood?")])
+    assert episode.status == "finished"
+    assert grounder.calls[1].endswith("The execution result for Subgoal 1 is American \n\n<|assistant|>\n")
+    assert "The executed result for Subgoal 1 is Question: Nationality?; Answer: American. Should we stop" \
+        in planner.calls[1]

@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from lumos.jsonl import JsonlStore, write_run_info
+from lumos.jsonl import JsonlStore, StoreLocked, write_run_info
 
 FORMULATIONS = ("lumos_iterative", "lumos_onetime", "cot", "direct")
 PROMPT_STYLES = ("tulu", "original")
@@ -43,6 +43,10 @@ SCORINGS = ("standard", "original")
 
 class EvalConfigError(ValueError):
     """A bad flag or flag combination, rejected before anything is loaded."""
+
+
+class EvalSetupError(ValueError):
+    """Inputs that cannot be used (data, models, a save_dir of other settings): one line, nothing written."""
 
 
 @dataclass(frozen=True)
@@ -108,37 +112,78 @@ class EvalConfig:
     max_new_tokens: int | None = None  # None: the protocol's (256 ours, 512 original)
     judge: str | None = None
     scoring: str = "standard"
+    overwrite: bool = False  # start afresh in a save_dir that holds predictions
+    retry_failed: bool = False  # run again the episodes that ended in generation_error
+    no_progress: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None) -> EvalConfig:
-    parser = argparse.ArgumentParser(prog=f"python -m eval.{benchmark.name}.run_eval",
-                                     description=f"Evaluate Lumos on {benchmark.name}.")
-    parser.add_argument("--data_dir", default=f"data/eval/{benchmark.name}",
-                        help=f"folder holding {benchmark.data_file} (or the file itself)")
-    parser.add_argument("--save_dir", default=f"results/{benchmark.name}")
-    parser.add_argument("--max_num_examples", type=int, default=None)
-    parser.add_argument("--model_name_or_path", default=None,
-                        help="folder of lumos_<domain>_{plan,ground}_<formulation> modules; for cot/direct the model")
-    parser.add_argument("--eval_batch_size", type=int, default=16)
-    parser.add_argument("--formulation", choices=FORMULATIONS, default="lumos_iterative")
-    parser.add_argument("--planner", default=None, help="planning module: path, URL or scripted:<file>")
-    parser.add_argument("--grounder", default=None, help="grounding module: path, URL or scripted:<file>")
-    parser.add_argument("--qa_model", default=None, help="model behind the QA tool: path, URL or scripted:<file>")
-    parser.add_argument("--corpus", default=None, help="JSONL corpus of {title, text} for KnowledgeQuery")
-    parser.add_argument("--wikipedia", action="store_true", help="KnowledgeQuery asks the Wikipedia API (online)")
-    parser.add_argument("--retriever_model", default=None, help="sentence-transformers model for ParagraphRetrieve")
-    parser.add_argument("--prompt_style", choices=PROMPT_STYLES, default="tulu",
-                        help="'original' reproduces the released evaluation prompts (published numbers)")
-    parser.add_argument("--oracle", default=None, help="converted annotations (JSONL): execute their gold actions")
-    parser.add_argument("--max_steps", type=int, default=10)
-    parser.add_argument("--max_new_tokens", type=int, default=None,
-                        help="new tokens per module call (default 256; 512 under --prompt_style original)")
-    parser.add_argument("--judge", default=None, help="generator spec of an LLM judge (adds judge_accuracy)")
-    parser.add_argument("--scoring", choices=SCORINGS, default="standard",
-                        help="'original' scores as the released evaluation did (to compare with published numbers)")
-    args = parser.parse_args(argv)
-    config = EvalConfig(**vars(args))
+class _DefaultsHelp(argparse.RawDescriptionHelpFormatter):
+    """``--help`` shows every flag with its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default is not argparse.SUPPRESS and action.option_strings and "%(default)" not in text \
+                and not isinstance(action, argparse._HelpAction):
+            text += " (default: %(default)s)"
+        return text.strip()
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not action.help and action.option_strings:
+            action.help = " "  # argparse prints help text (and so the default) only for actions that have some
+        return super()._format_action(action)
+
+
+def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
+                 parents: Sequence[argparse.ArgumentParser] = (), prog: str | None = None) -> EvalConfig:
+    """The runner's flags (and a benchmark's own, from ``parents``: they land in ``config.extra``)."""
+    parser = argparse.ArgumentParser(prog=prog or f"python -m eval.{benchmark.name}.run_eval",
+                                     description=f"Evaluate Lumos on {benchmark.name}.", parents=list(parents),
+                                     formatter_class=_DefaultsHelp)
+    # a benchmark's own definition of a flag (e.g. Mind2Web's --max_num_examples, per split) wins
+    taken = {flag for parent in parents for action in parent._actions for flag in action.option_strings}
+
+    def add(*flags: str, **options: Any) -> None:
+        if not taken.intersection(flags):
+            parser.add_argument(*flags, **options)
+
+    add("--data_dir", default=f"data/eval/{benchmark.name}",
+        help=f"folder holding {benchmark.data_file} (or the file itself)" if benchmark.data_file
+        else "the benchmark's data (a file or a folder)")
+    add("--save_dir", default=f"results/{benchmark.name}",
+        help="output folder: predictions.jsonl, metrics.json, run.json, report.html")
+    add("--max_num_examples", type=int, default=None, help="evaluate only the first N examples (None: all)")
+    add("--overwrite", action="store_true",
+        help="start afresh in a --save_dir that holds predictions (of any settings)")
+    add("--retry_failed", action="store_true",
+        help="run again the episodes that ended in generation_error (a server that was down); "
+             "the others are kept")
+    add("--no_progress", action="store_true", help="no progress lines on stderr")
+    add("--model_name_or_path", default=None,
+        help="folder of lumos_<domain>_{plan,ground}_<formulation> modules; for cot/direct the model")
+    add("--eval_batch_size", type=int, default=16, help="examples advanced together")
+    add("--formulation", choices=FORMULATIONS, default="lumos_iterative")
+    add("--planner", default=None, help="planning module: path, URL or scripted:<file>")
+    add("--grounder", default=None, help="grounding module: path, URL or scripted:<file>")
+    add("--qa_model", default=None, help="model behind the QA tool: path, URL or scripted:<file>")
+    add("--corpus", default=None, help="JSONL corpus of {title, text} for KnowledgeQuery")
+    add("--wikipedia", action="store_true", help="KnowledgeQuery asks the Wikipedia API (online)")
+    add("--retriever_model", default=None, help="ParagraphRetrieve's ranker: a sentence-transformers model, or dpr:<DPR reader> "
+                             "(the released evaluation's facebook/dpr-reader-multiset-base)")
+    add("--prompt_style", choices=PROMPT_STYLES, default="tulu",
+        help="'original' reproduces the released evaluation prompts (published numbers)")
+    add("--oracle", default=None, help="converted annotations (JSONL, docs/FORMAT.md §1): "
+                                       "execute their gold actions")
+    add("--max_steps", type=int, default=10, help="subgoals per episode")
+    add("--max_new_tokens", type=int, default=None,
+        help="new tokens per module call (default 256; 512 under --prompt_style original)")
+    add("--judge", default=None, help="generator spec of an LLM judge (adds judge_accuracy)")
+    add("--scoring", choices=SCORINGS, default="standard",
+        help="'original' scores as the released evaluation did (to compare with published numbers)")
+    args = vars(parser.parse_args(argv))
+    own = {name: args.pop(name) for name in list(args) if name not in EvalConfig.__dataclass_fields__}
+    config = EvalConfig(**args)
+    config.extra.update(own)
     _validate(config, benchmark, parser)
     return config
 
@@ -151,6 +196,8 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
         parser.error(f"--scoring original is not available for {benchmark.name}")
     if config.max_num_examples is not None and config.max_num_examples < 1:
         parser.error("--max_num_examples must be at least 1")
+    if config.overwrite and config.retry_failed:
+        parser.error("give --overwrite (start afresh) or --retry_failed (keep what succeeded), not both")
     if config.oracle is None:
         if config.formulation.startswith("lumos_"):
             if config.model_name_or_path is None and (config.planner is None or config.grounder is None):
@@ -175,18 +222,43 @@ def data_path(config: EvalConfig, benchmark: Benchmark) -> Path:
 
 
 def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
+    """The examples to evaluate; a missing or unreadable file is an :class:`EvalSetupError` naming it."""
     if config.oracle is not None:
-        examples = load_oracle(Path(config.oracle))
+        if not Path(config.oracle).is_file():
+            raise EvalSetupError(f"--oracle {config.oracle}: no such file (converted annotations, docs/FORMAT.md §1)")
+        path = Path(config.oracle)
+        try:
+            examples = load_oracle(path)
+        except (OSError, ValueError, UnicodeDecodeError) as error:
+            raise EvalSetupError(one_line(error)) from error
     else:
         path = data_path(config, benchmark)
-        if not (path.is_file() or (not benchmark.data_file and path.is_dir())):
-            raise FileNotFoundError(f"{benchmark.name} data file {path} does not exist "
-                                    f"(--data_dir should hold {benchmark.data_file})")
-        examples = benchmark.load(path)
+        if not (path.is_file() or (not benchmark.data_file and path.exists())):
+            expected = f"should hold {benchmark.data_file} or be that file" if benchmark.data_file else \
+                "should name the benchmark's data"
+            raise EvalSetupError(f"{benchmark.name} data {path} does not exist (--data_dir {expected}; "
+                                 f"scripts/download_data.sh fetches the benchmarks)")
+        try:
+            examples = benchmark.load(path)
+        except KeyError as error:
+            raise EvalSetupError(f"{path}: a record has no {error} field, which {benchmark.name} needs: "
+                                 f"is this another benchmark's file?") from error
+        except (OSError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
+            text = one_line(error)
+            raise EvalSetupError(text if str(path) in text else f"{benchmark.name} data {path}: {text}") from error
+        if not examples:
+            raise EvalSetupError(f"{benchmark.name} data {path} holds no example")
     ids = [example.id for example in examples]
     if len(set(ids)) != len(ids):
-        raise ValueError(f"example ids are not unique: {[i for i, n in Counter(ids).items() if n > 1][:5]}")
+        raise EvalSetupError(f"{path}: example ids are not unique: "
+                             f"{[i for i, n in Counter(ids).items() if n > 1][:5]}")
     return examples[:config.max_num_examples] if config.max_num_examples else examples
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error's text on one line (a few hundred characters at most)."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 400 else text[:397] + "..."
 
 
 def load_oracle(path: Path) -> list[Example]:
@@ -216,6 +288,51 @@ def module_spec(config: EvalConfig, domain: str, role: str) -> str:
         raise FileNotFoundError(f"module folder {path} does not exist; --model_name_or_path must hold "
                                 f"lumos_{domain}_{{plan,ground}}_{formulation} (or pass --planner/--grounder)")
     return str(path)
+
+
+def check_generator_spec(spec: str, flag: str) -> None:
+    """A generator spec that cannot work (a missing folder or scripted file, an uncached hub id offline),
+    as an :class:`EvalSetupError`, before anything is loaded or written."""
+    scheme, _, rest = spec.partition(":")
+    if scheme == "scripted":
+        if not Path(rest).is_file():
+            raise EvalSetupError(f"{flag} {spec}: no such file (scripted replies, see README 'Scripted models')")
+        return
+    if scheme in ("openai", "http", "https"):
+        return
+    from lumos.llm.hf_backend import ModelNotFoundError, check_model_source
+
+    try:
+        check_model_source(spec)
+    except ModelNotFoundError as error:
+        raise EvalSetupError(f"{flag}: {error}") from None
+
+
+def check_models(config: EvalConfig, benchmark: Benchmark) -> None:
+    """Every model the run will load can be found (no download is started here)."""
+    if config.oracle is None:
+        if config.formulation.startswith("lumos_"):
+            folder = config.model_name_or_path
+            if folder is not None and not Path(folder).is_dir() and not (config.planner and config.grounder):
+                raise EvalSetupError(f"--model_name_or_path {folder}: no such folder (it should hold "
+                                     f"lumos_<domain>_{{plan,ground}}_<formulation> modules)")
+            for role, flag in (("plan", "--planner"), ("ground", "--grounder")):
+                explicit = config.planner if role == "plan" else config.grounder
+                if explicit:
+                    check_generator_spec(explicit, flag)
+                elif not (config.prompt_style == "original" and benchmark.original_loop is not None):
+                    try:  # (a released loop of its own names its own modules)
+                        spec = module_spec(config, benchmark.domain, role)
+                    except FileNotFoundError as error:
+                        raise EvalSetupError(str(error)) from None
+                    check_generator_spec(spec, "--model_name_or_path")
+        else:
+            check_generator_spec(config.planner or config.model_name_or_path,
+                                 "--planner" if config.planner else "--model_name_or_path")
+    if config.qa_model:
+        check_generator_spec(config.qa_model, "--qa_model")
+    if config.judge:
+        check_generator_spec(config.judge, "--judge")
 
 
 def load_generator(spec: str, config: EvalConfig):
@@ -370,12 +487,139 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
     return episodes
 
 
-def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
-    """Run (or resume) the evaluation; returns and writes the metrics."""
+# What a save_dir's predictions depend on: resuming under other values would mix results.
+# (Not: eval_batch_size, max_num_examples, judge, progress; the judge is asked again at every run.)
+SETTINGS = ("benchmark", "formulation", "prompt_style", "scoring", "model_name_or_path", "planner", "grounder",
+            "qa_model", "corpus", "wikipedia", "retriever_model", "max_steps", "max_new_tokens", "data", "oracle")
+_NOT_SETTINGS_EXTRA = ("max_num_examples",)
+_HASH_LIMIT = 256 * 2 ** 20  # bytes hashed per file; beyond, size and the first/last MiB
+
+
+def fingerprint(path: str | Path) -> str:
+    """Content identity of a data file or folder (sha256 of the bytes, names and sizes for a folder)."""
+    import hashlib
+
+    path = Path(path)
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for file in files:
+        size = file.stat().st_size
+        digest.update(f"{file.relative_to(path) if path.is_dir() else ''}:{size}\n".encode())
+        if path.is_dir():
+            continue  # a folder of splits: names and sizes
+        with open(file, "rb") as handle:
+            if size <= _HASH_LIMIT:
+                for block in iter(lambda: handle.read(2 ** 20), b""):
+                    digest.update(block)
+            else:
+                digest.update(handle.read(2 ** 20))
+                handle.seek(size - 2 ** 20)
+                digest.update(handle.read())
+    return digest.hexdigest()[:16]
+
+
+def _model_setting(spec: str | None) -> str | None:
+    """A model spec with local paths made absolute (the same run started from another folder matches)."""
+    if not spec:
+        return spec
+    scheme, _, rest = spec.partition(":")
+    if scheme == "scripted":
+        return f"scripted:{Path(rest).resolve()}"
+    if scheme in ("openai", "http", "https") or not Path(spec).exists():
+        return spec
+    return str(Path(spec).resolve())
+
+
+def run_settings(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
+    """The settings a save_dir's predictions were made with (see :data:`SETTINGS`)."""
+    values = {name: getattr(config, name) for name in SETTINGS if hasattr(config, name)}
+    values["benchmark"] = benchmark.name
+    for name in ("model_name_or_path", "planner", "grounder", "qa_model"):
+        values[name] = _model_setting(values[name])
+    values["corpus"] = str(Path(config.corpus).resolve()) if config.corpus else None
+    values["data"] = None if config.oracle else fingerprint(data_path(config, benchmark))
+    values["oracle"] = fingerprint(config.oracle) if config.oracle else None
+    for name, value in sorted(config.extra.items()):
+        if name not in _NOT_SETTINGS_EXTRA:
+            values[f"extra.{name}"] = value
+    return json.loads(json.dumps(values, default=str))  # as run.json stores them
+
+
+def settings_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``name was X (now Y)`` for each setting that differs."""
+    names = [name for name in current if name in saved] + [name for name in saved if name not in current]
+    return [f"{name} was {saved.get(name)!r} (now {current.get(name)!r})" for name in names
+            if saved.get(name) != current.get(name)]
+
+
+def check_save_dir(config: EvalConfig, settings: dict[str, Any]) -> None:
+    """Refuse to resume into a save_dir whose predictions were made with other settings."""
+    save_dir = Path(config.save_dir)
+    if save_dir.exists() and not save_dir.is_dir():
+        raise EvalSetupError(f"--save_dir {save_dir} is a file, not a folder")
+    predictions = save_dir / "predictions.jsonl"
+    if config.overwrite or not predictions.is_file() or predictions.stat().st_size == 0:
+        return
+    advice = "give --overwrite to start afresh there, or another --save_dir"
+    try:
+        saved = json.loads((save_dir / "run.json").read_text(encoding="utf-8"))["config"]["settings"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EvalSetupError(f"{save_dir} holds predictions but no run.json recording their settings, so they "
+                             f"cannot be resumed safely: {advice}") from None
+    differences = settings_differences(saved, settings)
+    if differences:
+        raise EvalSetupError(f"{save_dir} holds predictions made with other settings: {'; '.join(differences)}; "
+                             f"{advice}")
+
+
+def prepare(config: EvalConfig, benchmark: Benchmark) -> tuple[list[Example], dict[str, Any]]:
+    """Everything checked before anything is written: data, models, the save_dir's settings."""
     examples = load_examples(config, benchmark)
+    check_models(config, benchmark)
+    settings = run_settings(config, benchmark)
+    check_save_dir(config, settings)
+    return examples, settings
+
+
+def drop_generation_errors(path: Path) -> int:
+    """Rewrite ``path`` (atomically) without its ``generation_error`` records; returns how many went."""
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                failed = json.loads(line).get("status") == "generation_error"
+            except (ValueError, AttributeError):
+                failed = False  # a damaged line stays as it is, for the store to deal with
+            if failed:
+                dropped += 1
+            else:
+                kept.append(line)
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept), encoding="utf-8")
+        tmp.replace(path)
+    return dropped
+
+
+def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
+    """Run (or resume) the evaluation; returns and writes the metrics.
+
+    Raises :class:`EvalSetupError` (nothing written) for unusable data or models, and for a save_dir
+    whose predictions were made with other settings (``--overwrite`` starts afresh there).
+    """
+    examples, settings = prepare(config, benchmark)
     save_dir = Path(config.save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    write_run_info(save_dir, {"benchmark": benchmark.name, **asdict(config)})
+    if config.overwrite:
+        for name in ("predictions.jsonl", "metrics.json"):
+            (save_dir / name).unlink(missing_ok=True)
+    elif config.retry_failed:
+        dropped = drop_generation_errors(save_dir / "predictions.jsonl")
+        print(f"[{benchmark.name}] --retry_failed: {dropped} episode(s) that ended in generation_error run again",
+              file=sys.stderr, flush=True)
+    write_run_info(save_dir, {"benchmark": benchmark.name, **asdict(config), "settings": settings})
     started = time.perf_counter()
     with JsonlStore(save_dir / "predictions.jsonl") as store:
         todo = [example for example in examples if example.id not in store]
@@ -400,8 +644,9 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
                     else:
                         record["scores"] = honest_scores(record["scores"], episode.status)
                     store.append(record)
-                print(f"[{benchmark.name}] {len(examples) - len(todo) + start + len(batch)}/{len(examples)} done",
-                      file=sys.stderr, flush=True)
+                if not config.no_progress:
+                    print(f"[{benchmark.name}] {len(examples) - len(todo) + start + len(batch)}/{len(examples)} done",
+                          file=sys.stderr, flush=True)
         finally:
             modules.close()
         wanted = {example.id for example in examples}
@@ -480,5 +725,9 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 def main(benchmark: Benchmark, argv: Sequence[str] | None = None) -> int:
     config = parse_config(benchmark, argv)
-    evaluate(config, benchmark)
+    try:
+        evaluate(config, benchmark)
+    except (EvalSetupError, StoreLocked) as error:  # StoreLocked: another run writes this save_dir now
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     return 0

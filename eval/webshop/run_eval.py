@@ -34,6 +34,7 @@ from pathlib import Path
 
 from eval.webshop.adapter import DEFAULT_MAX_STEPS, metrics, replay
 from eval.webshop.benchmark import FEEDBACKS
+from eval.runner import EvalSetupError
 from eval.webshop.original import FEATURE_RANKER
 from lumos.jsonl import JsonlStore, read_records, write_run_info, BadRecord
 from lumos.webshop.catalogue import GOAL_KINDS, SAMPLE_DIR, load_catalogue
@@ -60,14 +61,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _own_flags(for_help: bool = False) -> argparse.ArgumentParser:
+    """WebShop's own flags; ``for_help``: with the runner flags whose WebShop defaults differ (for ``--help``)."""
+    parser = argparse.ArgumentParser(prog="python -m eval.webshop.run_eval", add_help=False)
+    group = parser.add_argument_group("WebShop")
+    if for_help:
+        group.add_argument("--data_dir", default=None,
+                           help="folder of WebShop's JSON files (None: the sample catalogue in lumos/webshop/sample)")
+        group.add_argument("--max_steps", type=int, default=DEFAULT_MAX_STEPS, help="environment actions per episode")
+    group.add_argument("--feedback", default=None, choices=FEEDBACKS,
+                       help="what the planner is told after a subgoal (None: observation)")
+    group.add_argument("--goals", default="human", choices=GOAL_KINDS,
+                       help="WebShop's human goals, or its synthetic ones (what the released evaluation ran)")
+    group.add_argument("--feature_ranker", default=FEATURE_RANKER,
+                       help="cross-encoder for FeatureRetrieve/Pick under --prompt_style original, or 'bm25'")
+    return parser
+
+
 def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     """WebShop's own flags; the rest go to the shared runner's parser."""
-    parser = argparse.ArgumentParser(prog="python -m eval.webshop.run_eval", add_help=False)
-    parser.add_argument("--feedback", default=None, choices=FEEDBACKS)
-    parser.add_argument("--goals", default="human", choices=GOAL_KINDS,
-                        help="WebShop's human goals, or its synthetic ones (what the released evaluation ran)")
-    parser.add_argument("--feature_ranker", default=FEATURE_RANKER,
-                        help="cross-encoder for FeatureRetrieve/Pick under --prompt_style original, or 'bm25'")
+    parser = _own_flags()
     parser.add_argument("--prompt_style", default="tulu")  # peeked at, and passed on to the runner
     options, rest = parser.parse_known_args(argv)
     given = lambda flag: any(arg == flag or arg.startswith(flag + "=") for arg in rest)  # noqa: E731
@@ -78,7 +91,7 @@ def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
                          "(the released evaluation runs 10 rounds and words its own feedback)")
     options.feedback = options.feedback or "observation"
     rest += ["--prompt_style", options.prompt_style]
-    if not given("--data_dir"):
+    if not given("--data_dir") and not given("-h") and not given("--help"):
         rest += ["--data_dir", str(SAMPLE_DIR)]
     if not given("--max_steps"):
         rest += ["--max_steps", str(DEFAULT_MAX_STEPS)]
@@ -95,7 +108,7 @@ def run_lumos(argv: list[str]) -> dict:
     options, rest = _benchmark_options(argv)
     feature_ranker = make_ranker(None if options.feature_ranker == "bm25" else options.feature_ranker)
     benchmark = make_benchmark(options.feedback, feature_ranker=feature_ranker, goals=options.goals)
-    config = parse_config(benchmark, rest)
+    config = parse_config(benchmark, rest, parents=[_own_flags(for_help=True)])
     config.extra = vars(options)
     return evaluate(config, benchmark)
 
@@ -105,7 +118,11 @@ def main(argv: list[str] | None = None) -> dict:
     chooser = argparse.ArgumentParser(add_help=False)
     chooser.add_argument("--formulation", default="lumos_iterative")
     if chooser.parse_known_args(argv)[0].formulation != "replay":
-        return run_lumos(argv)
+        try:
+            return run_lumos(argv)
+        except EvalSetupError as error:  # data, models or a save_dir of other settings: one line, nothing written
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
     args = parse_args(argv)
     env = WebShopTextEnv(load_catalogue(args.data_dir))
     count = len(env.goals) if args.max_num_examples is None else min(args.max_num_examples, len(env.goals))

@@ -11,10 +11,62 @@ style); ``False`` tokenises the text exactly as given, as the original evaluatio
 
 from __future__ import annotations
 
+import os
+import re
+import socket
 from pathlib import Path
 from typing import Any, Sequence
 
 from lumos.llm.base import DEFAULT_STOP, GenerationError, Generator, Usage, truncate_at_stop
+
+MODEL_LAYOUT = ("a folder holding config.json, the tokenizer files (tokenizer.json or tokenizer.model, "
+                "tokenizer_config.json) and the weights (*.safetensors or pytorch_model*.bin)")
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """A model that is neither a usable local folder nor reachable on the hub; the message is one line."""
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = re.sub(r"^\w+://", "", endpoint).split("/")[0]
+    name, _, port = host.partition(":")
+    try:
+        with socket.create_connection((name, int(port or 443)), timeout=timeout_s):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def check_model_source(name_or_path: str | Path) -> None:
+    """Fail fast, in one line, on a model that cannot load: a missing folder, a folder without a model,
+    or a hub id that is not cached while the hub is off (``HF_HUB_OFFLINE``) or unreachable."""
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelNotFoundError(f"model folder {path} holds no config.json: expected {MODEL_LAYOUT}")
+        return
+    if path.exists():
+        raise ModelNotFoundError(f"model {path} is a file: expected {MODEL_LAYOUT}")
+    if text.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(text):
+        raise ModelNotFoundError(f"model folder {path} does not exist: expected {MODEL_LAYOUT}")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        if isinstance(try_to_load_from_cache(text, "config.json"), str):
+            return  # in the local hub cache: loads offline too
+    except Exception:  # noqa: BLE001 - an odd id or cache layout: decide below as if not cached
+        pass
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+    where = f"no folder {path} here and {text!r} is not in the Hugging Face cache"
+    if offline:
+        raise ModelNotFoundError(f"model {text!r}: {where}, and HF_HUB_OFFLINE=1 keeps the hub off: "
+                                 f"give {MODEL_LAYOUT}")
+    if not _hub_reachable():
+        raise ModelNotFoundError(f"model {text!r}: {where}, and the hub cannot be reached (offline?): give "
+                                 f"{MODEL_LAYOUT}, or set HF_HUB_OFFLINE=1 to use cached models only")
 
 
 def _stopping_criteria_class():
@@ -79,6 +131,9 @@ class HFGenerator(Generator):
                         batch_size: int = 16, add_special_tokens: bool = True,
                         max_padding: float = 0.2) -> "HFGenerator":
         """Load once: bf16 on GPU, float32 on CPU unless ``dtype`` ("bfloat16", "float16", "float32") says otherwise."""
+        if dtype not in (None, "bfloat16", "float16", "float32"):
+            raise ValueError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
+        check_model_source(name_or_path)  # before the heavy imports: a wrong path fails in a second
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -244,6 +244,7 @@ def test_run_eval_original_replays_the_reference_run(reference, shared_data, tmp
               "scripted:qa": _chat_model(records, ("qa_context", "qa_nocontext", "qa_forced")),
               "scripted:judge": _chat_model(records, ("judge",))}
     monkeypatch.setattr(runner, "load_generator", lambda spec, config: models[spec])
+    monkeypatch.setattr(runner, "check_generator_spec", lambda spec, flag: None)  # the specs name models above
     monkeypatch.setattr(runner._Modules, "make_toolbox", lambda self: qa_toolbox(
         source=FakeWikipedia(records), qa_generator=self.generator(self.config.qa_model),
         ranker=RecordedRanker(records)))

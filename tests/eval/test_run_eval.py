@@ -66,6 +66,7 @@ def test_killed_evaluation_resumes_with_the_same_metrics(scripts, tmp_path):
     resumed_dir = tmp_path / "resumed"
     resumed_dir.mkdir()
     (resumed_dir / "predictions.jsonl").write_text(lines[0] + lines[1][:40])
+    (resumed_dir / "run.json").write_text((tmp_path / "whole" / "run.json").read_text())  # written before any record
     resumed = evaluate(_gsm_config(tmp_path, scripts, resumed_dir), GSM)
     strip = lambda m: {k: v for k, v in m.items() if k != "seconds_this_run"}  # noqa: E731
     assert strip(resumed) == strip(whole)

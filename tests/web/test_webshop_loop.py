@@ -87,11 +87,16 @@ def test_planner_is_told_the_page_or_what_was_done(serve, following, tmp_path):
 
 
 def test_killed_run_resumes_with_the_same_metrics(serve, following, tmp_path):
-    whole = _run(serve, following, tmp_path / "whole")
+    _, planner = serve(following.planner(PLANS))
+    _, grounder = serve(following.grounder(PLANS))  # the same servers: their URLs are part of the settings
+    run = lambda save: main(["--save_dir", str(save), "--planner", planner, "--grounder", grounder,  # noqa: E731
+                             "--max_num_examples", "5", "--max_steps", "6", "--eval_batch_size", "3"])
+    whole = run(tmp_path / "whole")
     lines = (tmp_path / "whole" / "predictions.jsonl").read_text().splitlines(keepends=True)
     (tmp_path / "resumed").mkdir()
     (tmp_path / "resumed" / "predictions.jsonl").write_text(lines[0] + lines[1] + lines[2][:60])
-    resumed = _run(serve, following, tmp_path / "resumed")
+    (tmp_path / "resumed" / "run.json").write_text((tmp_path / "whole" / "run.json").read_text())  # written first
+    resumed = run(tmp_path / "resumed")
     strip = lambda m: {k: v for k, v in m.items() if k != "seconds_this_run"}  # noqa: E731
     assert strip(resumed) == strip(whole)
     assert len((tmp_path / "resumed" / "predictions.jsonl").read_text().splitlines()) == 5

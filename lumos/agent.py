@@ -10,6 +10,10 @@ untrusted: a reply that does not parse, or names a tool the domain lacks, ends t
 recorded error while the others go on. The loop knows nothing of a domain beyond its toolbox,
 its name (prompt text) and the feedback function that turns a result into the planner's turn.
 
+What the modules are sent and how their replies are read is the ``protocol``'s (``lumos.protocol``):
+ours by default, or the released evaluation's (``OriginalProtocol``: its prompts byte for byte, its
+round limit counted in module calls, a failed action that leaves the task running unexecuted).
+
     agent = Agent(planner, grounder, maths_toolbox(), domain="maths", formulation="iterative")
     episodes = agent.run([("q1", "Janet's ducks lay 16 eggs ...")])
 """
@@ -126,7 +130,7 @@ class Agent:
                 return
             if rounds is not None and used >= rounds:
                 for state in active:
-                    _finish(state, *self._at_limit(state, f"no stop within the original's {rounds} rounds"))
+                    _finish(state, *self._at_limit(state, f"no stop within {rounds} rounds (planner or grounder calls)"))
                 return
             planned = self._plan_round(active)
             used += 1

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS responses (
 
 
 _LOOKUP_CHUNK = 500  # keys per SELECT: under every sqlite build's limit on bound variables
+MAX_TEXT_CHARS = 4_000_000  # a reply longer than this is returned but not cached
 _TAIL_MARKER = "\x00lumos-cache-tail\x00"
 
 
@@ -41,9 +42,14 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
+def _utf8(text: str) -> bytes:
+    """UTF-8 bytes of any str, lone surrogates included (for valid text, exactly ``text.encode()``)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
 def request_key(request: dict[str, Any]) -> str:
     """Stable hash of a request description."""
-    return hashlib.sha256(canonical_json(request).encode("utf-8")).hexdigest()
+    return hashlib.sha256(_utf8(canonical_json(request))).hexdigest()
 
 
 class SharedPrefixKeys:
@@ -63,14 +69,14 @@ class SharedPrefixKeys:
             canonical_json(_TAIL_MARKER))
         self._shared = len(parts) == 2  # else the marker text occurs in a message: hash whole requests
         if self._shared:
-            self._head = hashlib.sha256(parts[0].encode("utf-8"))
-            self._end = parts[1].encode("utf-8")
+            self._head = hashlib.sha256(_utf8(parts[0]))
+            self._end = _utf8(parts[1])
 
     def key(self, tail: list[dict[str, Any]]) -> str:
         if not self._shared or not tail:
             return request_key({**self._fields, "messages": [*self._prefix, *tail]})
         digest = self._head.copy()
-        digest.update(",".join(canonical_json(message) for message in tail).encode("utf-8"))
+        digest.update(_utf8(",".join(canonical_json(message) for message in tail)))
         digest.update(self._end)
         return digest.hexdigest()
 
@@ -93,7 +99,7 @@ class ResponseCache:
         with self._lock:
             row = self._db.execute("SELECT text, prompt_tokens, completion_tokens FROM responses WHERE key = ?",
                                    (request_key(request),)).fetchone()
-        return None if row is None else (row[0], row[1], row[2])
+        return None if row is None else (_text(row[0]), row[1], row[2])
 
     def put(self, request: dict[str, Any], text: str, *, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         self.put_many([(request_key(request), request, text, prompt_tokens, completion_tokens)])
@@ -107,19 +113,22 @@ class ResponseCache:
                 rows = self._db.execute("SELECT key, text, prompt_tokens, completion_tokens FROM responses "
                                         f"WHERE key IN ({','.join('?' * len(chunk))})", chunk)
                 for key, text, prompt_tokens, completion_tokens in rows:
-                    found[key] = (text, prompt_tokens, completion_tokens)
+                    found[key] = (_text(text), prompt_tokens, completion_tokens)
         return found
 
     def put_many(self, entries: list[tuple[str, dict[str, Any], str, int, int]]) -> None:
         """Store ``(key, request, text, prompt_tokens, completion_tokens)`` entries in one transaction.
 
         ``key`` must be ``request_key(request)`` (callers that hash shared prefixes once pass it in).
+        Any text is stored (a lone surrogate too: such text goes in as its UTF-8 bytes with the
+        surrogates kept, and comes back equal); a reply over :data:`MAX_TEXT_CHARS` is not cached.
         """
-        if not entries:
-            return
         now = time.time()
-        rows = [(key, json.dumps(request, sort_keys=True, ensure_ascii=False), text, prompt_tokens,
-                 completion_tokens, now) for key, request, text, prompt_tokens, completion_tokens in entries]
+        rows = [(key, _request_text(request), _storable(text), prompt_tokens, completion_tokens, now)
+                for key, request, text, prompt_tokens, completion_tokens in entries
+                if isinstance(text, str) and len(text) <= MAX_TEXT_CHARS]
+        if not rows:
+            return
         with self._lock:
             with self._db:  # one transaction: one commit for the whole batch
                 self._db.execute("BEGIN")
@@ -132,3 +141,25 @@ class ResponseCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _storable(text: str) -> str | bytes:
+    """``text`` as sqlite can take it: itself, or its bytes when it holds lone surrogates (not UTF-8)."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return _utf8(text)
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("utf-8", "surrogatepass") if isinstance(value, bytes) else value
+
+
+def _request_text(request: dict[str, Any]) -> str:
+    text = json.dumps(request, sort_keys=True, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return json.dumps(request, sort_keys=True)  # \u escapes: readable, and always valid UTF-8

@@ -565,8 +565,13 @@ class OpenAIGenerator(Generator, ChatGenerator):
         try:
             # The client's generic ``post`` with the raw body back: our payloads are plain JSON, and
             # the typed ``create`` methods and response models spend more CPU than the round trip.
-            raw = await client.post("/chat/completions" if endpoint == "chat" else "/completions", body=body,
-                                    cast_to=bytes)
+            # ``timeout_s`` bounds the whole request (connect, send, every read), not each read: a server
+            # dripping a byte at a time cannot hold a request open past it.
+            raw = await asyncio.wait_for(
+                client.post("/chat/completions" if endpoint == "chat" else "/completions", body=body, cast_to=bytes),
+                timeout=self.timeout_s)
+        except asyncio.TimeoutError as err:
+            raise _RetryableFailure(f"timed out: no whole answer within {self.timeout_s:g} s", kind="timeout") from err
         except openai.APITimeoutError as err:
             raise _RetryableFailure(f"timed out: {err}", kind="timeout") from err
         except openai.APIConnectionError as err:

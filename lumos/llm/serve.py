@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import threading
 import time
 import uuid
@@ -154,6 +155,48 @@ class OpenAICompatibleServer:
             return self._generate(kind, body)
 
 
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+class BadRequest(ValueError):
+    """A request body that does not follow the protocol; ``param`` names the field."""
+
+    def __init__(self, message: str, param: str | None = None):
+        super().__init__(message)
+        self.param = param
+
+
+def _check_body(kind: str, body: Any) -> None:
+    """Refuse, naming the field, a body the generation could not use (before anything is counted or run)."""
+    if not isinstance(body, dict):
+        raise BadRequest(f"the body must be a JSON object, not {type(body).__name__}")
+    if kind == "chat":
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise BadRequest("'messages' must be a non-empty list", "messages")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise BadRequest(f"messages[{index}] must be an object with a string 'role'", f"messages[{index}]")
+            if not isinstance(message.get("content"), (str, type(None))):
+                raise BadRequest(f"messages[{index}].content must be a string", f"messages[{index}].content")
+    else:
+        prompt = body.get("prompt")
+        if not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt
+                                            and all(isinstance(p, str) for p in prompt))):
+            raise BadRequest("'prompt' must be a string or a non-empty list of strings", "prompt")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1):
+        raise BadRequest(f"'max_tokens' must be a positive integer, got {max_tokens!r}"[:200], "max_tokens")
+    temperature = body.get("temperature")
+    if temperature is not None and (isinstance(temperature, bool) or not isinstance(temperature, (int, float))
+                                    or not 0 <= temperature <= 2):
+        raise BadRequest(f"'temperature' must be a number from 0 to 2, got {temperature!r}"[:200], "temperature")
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str) and not (
+            isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+        raise BadRequest("'stop' must be a string or a list of strings", "stop")
+
+
 def _request_text(kind: str, body: dict[str, Any]) -> str:
     if kind == "chat":
         users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
@@ -189,10 +232,11 @@ def _handler_for(server: OpenAICompatibleServer):
         def _send_json(self, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
             self._send(status, json.dumps(obj).encode("utf-8"), headers)
 
-        def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-            kind = {400: "invalid_request_error", 404: "not_found_error", 429: "rate_limit_error"}.get(status,
-                                                                                                     "server_error")
-            self._send_json(status, {"error": {"message": message, "type": kind, "param": None, "code": None}},
+        def _error(self, status: int, message: str, headers: dict[str, str] | None = None,
+                   param: str | None = None) -> None:
+            kind = {400: "invalid_request_error", 404: "not_found_error", 413: "invalid_request_error",
+                    429: "rate_limit_error"}.get(status, "server_error")
+            self._send_json(status, {"error": {"message": message, "type": kind, "param": param, "code": None}},
                             headers)
 
         def do_GET(self) -> None:
@@ -204,21 +248,27 @@ def _handler_for(server: OpenAICompatibleServer):
 
         def do_POST(self) -> None:
             kind = {"/v1/chat/completions": "chat", "/v1/completions": "completions"}.get(self.path.rstrip("/"))
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length)
+            declared = (self.headers.get("Content-Length") or "0").strip()
+            if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+                self.close_connection = True  # the body's end is unknown: this connection cannot go on
+                reason = "not a number of bytes" if not declared.isdigit() else f"over {MAX_BODY_BYTES} bytes"
+                return self._error(400 if not declared.isdigit() else 413, f"bad Content-Length {declared[:40]!r}: "
+                                   f"{reason}", param="Content-Length")
+            raw = self.rfile.read(int(declared))
             if kind is None:
                 return self._error(404, f"no route POST {self.path}")
             try:
                 body = json.loads(raw)
-                if kind == "chat" and not isinstance(body.get("messages"), list):
-                    raise ValueError("'messages' must be a list")
-                if kind == "completions" and not isinstance(body.get("prompt"), (str, list)):
-                    raise ValueError("'prompt' must be a string or a list of strings")
-            except (json.JSONDecodeError, ValueError, AttributeError) as err:
-                return self._error(400, f"bad request body: {err}")
+                _check_body(kind, body)
+            except BadRequest as err:
+                return self._error(400, f"bad request body: {err}", param=err.param)
+            except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                return self._error(400, f"bad request body: not JSON ({type(err).__name__}: {err})")
             fault = server._enter(_request_text(kind, body), self.headers.get("Authorization"))
             try:
                 self._answer(kind, body, fault)
+            except Exception as err:  # noqa: BLE001 - per-request boundary: one request's failure is its 500
+                self._error(500, f"generation failed: {type(err).__name__}: {err}"[:2000])
             finally:
                 server._leave()
 
@@ -274,9 +324,26 @@ def main(argv: list[str] | None = None) -> None:
 
     from lumos.llm.base import get_generator
 
-    generator = get_generator(args.model)
-    server = OpenAICompatibleServer(generator, host=args.host, port=args.port,
-                                    model_name=args.model_name or args.model, latency_s=args.latency_s, eos=args.eos)
+    import socket
+
+    try:  # the port first: a busy one fails in a second, before a model is loaded
+        with socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+            probe.bind((args.host, args.port))
+    except OSError as error:
+        _exit(f"cannot listen on {args.host}:{args.port}: {error.strerror or error} "
+              "(another server there? choose another --port)")
+    try:
+        generator = get_generator(args.model)
+    except (OSError, ValueError) as error:  # a missing folder, an uncached hub id offline, a bad scripted file
+        _exit(f"cannot load --model {args.model}: {' '.join(str(error).split())}")
+    try:
+        server = OpenAICompatibleServer(generator, host=args.host, port=args.port,
+                                        model_name=args.model_name or args.model, latency_s=args.latency_s,
+                                        eos=args.eos)
+    except OSError as error:
+        generator.close()
+        _exit(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}")
     print(f"serving {args.model} at {server.url}", flush=True)
     try:
         server.serve_forever()
@@ -284,6 +351,12 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         generator.close()
+
+
+
+def _exit(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":

@@ -78,3 +78,60 @@ def test_command_line_serves_scripted_replies(tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize("body, param", [
+    ({"messages": [1, 2]}, "messages[0]"),
+    ({"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": "2 + 3"}], "max_tokens": "lots"}, "max_tokens"),
+    ({"messages": [{"role": "user", "content": "2 + 3"}], "max_tokens": True}, "max_tokens"),
+    ({"messages": [{"role": "user", "content": "2 + 3"}], "temperature": "hot"}, "temperature"),
+    ({"messages": [{"role": "user", "content": "2 + 3"}], "stop": 7}, "stop"),
+    ({"messages": []}, "messages"),
+    ([1, 2, 3], None),
+])
+def test_bad_request_bodies_get_an_openai_style_400_and_the_server_goes_on(server, body, param):
+    status, answer = post(server.url + "/chat/completions", json.dumps(body).encode())
+    assert status == 400
+    assert answer["error"]["type"] == "invalid_request_error" and answer["error"]["param"] == param
+    assert "bad request body" in answer["error"]["message"]
+    status, answer = post(server.url + "/completions", json.dumps({"prompt": ["2 + 3", 4]}).encode())
+    assert status == 400 and answer["error"]["param"] == "prompt"
+    status, answer = post(server.url + "/chat/completions",
+                          json.dumps({"messages": [{"role": "user", "content": "2 + 3"}]}).encode())
+    assert status == 200 and answer["choices"][0]["message"]["content"] == "5"
+    assert server.stats.requests == 1  # bad bodies are refused before they count
+
+
+@pytest.mark.parametrize("length", ["lots", "-5", "99999999999999"])
+def test_a_bad_content_length_gets_an_error_not_a_dropped_connection(server, length):
+    host, port = server.url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}".encode())
+        reply = b""
+        while b"\r\n\r\n" not in reply or not reply.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            reply += chunk
+    head, _, payload = reply.partition(b"\r\n\r\n")
+    assert head.split()[1] in (b"400", b"413")
+    assert json.loads(payload)["error"]["param"] == "Content-Length"
+    status, answer = post(server.url + "/chat/completions",
+                          json.dumps({"messages": [{"role": "user", "content": "2 + 3"}]}).encode())
+    assert status == 200
+
+
+def test_a_failing_generator_answers_500_and_the_server_goes_on():
+    from lumos.llm.scripted import ScriptedGenerator
+
+    def reply(text: str) -> str:
+        if "boom" in text:
+            raise RuntimeError("the model broke")
+        return "fine"
+
+    with OpenAICompatibleServer(ScriptedGenerator(reply)) as running:
+        status, answer = post(running.url + "/completions", json.dumps({"prompt": "boom"}).encode())
+        assert status in (400, 500) and "error" in answer
+        status, answer = post(running.url + "/completions", json.dumps({"prompt": "hello"}).encode())
+        assert status == 200 and answer["choices"][0]["text"] == "fine"

@@ -29,20 +29,28 @@ class TrainingDataError(ValueError):
     """A training file or record that cannot be used, with where and why."""
 
 
-def load_conversations(train_file: str) -> "datasets.Dataset":
-    """A local JSONL file, or a Hugging Face dataset name (e.g. ``ai2lumos/lumos_maths_plan_iterative``)."""
+def load_conversations(train_file: str | None, dataset_name: str | None = None,
+                       dataset_config_name: str | None = None) -> "datasets.Dataset":
+    """A local JSONL file or a Hugging Face dataset name (e.g. ``ai2lumos/lumos_maths_plan_iterative``)
+    as ``train_file``; or, as the original's ``--dataset_name``, anything ``datasets.load_dataset`` takes
+    (a hub name or a local folder of JSON/JSONL files), with ``dataset_config_name``."""
     import datasets
 
-    path = Path(train_file)
-    if path.suffix in {".json", ".jsonl"} or path.exists():
-        if not path.is_file():
-            raise TrainingDataError(f"train file {train_file} does not exist; make it with "
-                                    f"`python -m data.process_for_train` or pass a hub dataset name")
-        dataset = datasets.load_dataset("json", data_files=str(path), split="train")
+    if dataset_name is not None:
+        dataset = datasets.load_dataset(dataset_name, dataset_config_name, split="train")
+        source = dataset_name
     else:
-        dataset = datasets.load_dataset(train_file, split="train")
+        path = Path(train_file)
+        if path.suffix in {".json", ".jsonl"} or path.exists():
+            if not path.is_file():
+                raise TrainingDataError(f"train file {train_file} does not exist; make it with "
+                                        f"`python -m data.process_for_train` or pass a hub dataset name")
+            dataset = datasets.load_dataset("json", data_files=str(path), split="train")
+        else:
+            dataset = datasets.load_dataset(train_file, split="train")
+        source = train_file
     if "messages" not in dataset.column_names:
-        raise TrainingDataError(f"{train_file}: records need a 'messages' list (FORMAT.md §3), "
+        raise TrainingDataError(f"{source}: records need a 'messages' list (FORMAT.md §3), "
                                 f"found columns {dataset.column_names}")
     return dataset
 

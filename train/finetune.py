@@ -9,12 +9,22 @@
         --output_dir output/tiny_plan --packing
     # continue a killed run where its last checkpoint stopped
     accelerate launch ... train/finetune.py <same flags> --resume_from_checkpoint latest
+    # QLoRA (4-bit base, LoRA adapters, 8-bit paged AdamW) on one GPU, as open-instruct runs it
+    accelerate launch --num_processes 1 train/finetune.py --model_name_or_path meta-llama/Llama-2-7b-hf \\
+        --train_file F --use_lora --use_qlora --use_8bit_optimizer --gradient_checkpointing --output_dir out
 
 One recipe read top to bottom: ``setup`` (accelerator, tokenizer, model, data, optimizer), ``train``
 (the loop, checkpoints, logging), ``save`` (the final model, written so that a killed run never
 leaves a half-written one). ``--model_name_or_path tiny`` builds the embedded LLaMA-architecture
 model and trains its tokenizer on the training file (``lumos.tiny_model``); it is saved under
 ``<output_dir>/tiny_init`` and loaded from there with ``from_pretrained`` like any checkpoint.
+
+Every flag of the original (open-instruct's) finetune.py is accepted. ``--use_qlora``,
+``--use_8bit_optimizer`` (bitsandbytes), ``--clip_grad_norm``, ``--config_name``, ``--dataset_name``
+and ``--overwrite_cache`` do what they did there; the 8-bit optimizer is used with or without
+QLoRA (the original only used it with QLoRA). ``--low_cpu_mem_usage`` is what transformers 5 always
+does, and ``use_fast=False`` is ignored by transformers 5: both say so in one line at start-up;
+``--use_slow_tokenizer`` still computes the label masks the original's way (prefix token counts).
 """
 
 from __future__ import annotations
@@ -51,18 +61,25 @@ class ConfigError(ValueError):
 
 @dataclass
 class FinetuneConfig:
-    """The original open-instruct flags, plus ``--packing`` and ``--max_train_steps``."""
+    """The original open-instruct flags, plus ``--packing`` and the ``tiny`` model's sizes."""
 
     # model and tokenizer
     model_name_or_path: str = field(default=TINY, metadata={"help": "checkpoint path or hub name; 'tiny' builds "
                                                             "the embedded small LLaMA model"})
+    config_name: str | None = field(default=None, metadata={"help": "model config (path or hub name) if not "
+                                                            "the checkpoint's own"})
     tokenizer_name: str | None = field(default=None, metadata={"help": "defaults to model_name_or_path"})
-    use_slow_tokenizer: bool = field(default=False, metadata={"help": "kept for old scripts; ignored, since "
-                                                               "label masks need a fast tokenizer's offsets"})
+    use_slow_tokenizer: bool = field(default=False, metadata={"help": "ask for the slow tokenizer (transformers 5 "
+                                                               "has none) and mask labels by prefix token counts, "
+                                                               "as the original"})
+    low_cpu_mem_usage: bool = field(default=False, metadata={"help": "kept for old scripts: transformers 5 always "
+                                                             "loads weights without a random init first"})
     use_flash_attn: bool = field(default=False, metadata={"help": "flash-attention 2 (needs flash_attn); "
                                                           "PyTorch SDPA otherwise"})
     gradient_checkpointing: bool = False
     use_lora: bool = False
+    use_qlora: bool = field(default=False, metadata={"help": "with --use_lora: load the base in 4-bit NF4 "
+                                                     "(bitsandbytes) and train adapters over it; not under DeepSpeed"})
     lora_rank: int = 64
     lora_alpha: float = 16
     lora_dropout: float = 0.1
@@ -71,8 +88,13 @@ class FinetuneConfig:
     tiny_vocab_size: int = 4000
     # data
     train_file: str | None = field(default=None, metadata={"help": "local JSONL or a hub dataset name"})
+    dataset_name: str | None = field(default=None, metadata={"help": "a dataset for datasets.load_dataset (hub "
+                                                             "name or local folder) instead of --train_file"})
+    dataset_config_name: str | None = None
     max_seq_length: int = 1024
     preprocessing_num_workers: int | None = None
+    overwrite_cache: bool = field(default=False, metadata={"help": "tokenise again instead of reusing the "
+                                                           "datasets cache"})
     packing: bool = field(default=False, metadata={"help": "pack examples into max_seq_length rows "
                                                    "without attention across examples"})
     # optimisation
@@ -84,6 +106,10 @@ class FinetuneConfig:
     weight_decay: float = 0.0
     num_train_epochs: int = 2
     max_train_steps: int | None = field(default=None, metadata={"help": "overrides num_train_epochs"})
+    clip_grad_norm: float = field(default=-1, metadata={"help": "clip the gradient norm to this (<= 0: no "
+                                                        "clipping); under DeepSpeed it sets its gradient_clipping"})
+    use_8bit_optimizer: bool = field(default=False, metadata={"help": "bitsandbytes' 8-bit AdamW; not under "
+                                                              "DeepSpeed"})
     seed: int = 42
     # outputs
     output_dir: str | None = None
@@ -96,8 +122,11 @@ class FinetuneConfig:
                                                                        "for the newest one in output_dir"})
 
     def __post_init__(self) -> None:
-        if not self.train_file:
-            raise ConfigError("--train_file is required: a local JSONL file or a hub dataset name")
+        if not self.train_file and not self.dataset_name:
+            raise ConfigError("--train_file is required: a local JSONL file or a hub dataset name "
+                              "(or --dataset_name)")
+        if self.train_file and self.dataset_name:
+            raise ConfigError("give --train_file or --dataset_name, not both")
         if not self.output_dir:
             raise ConfigError("--output_dir is required: where checkpoints and the final model go")
         if self.lr_scheduler_type not in SCHEDULERS:
@@ -115,8 +144,16 @@ class FinetuneConfig:
             raise ConfigError(f"--max_train_steps must be at least 1, got {self.max_train_steps}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"--warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.use_qlora and not self.use_lora:
+            raise ConfigError("--use_qlora trains LoRA adapters over a 4-bit base: add --use_lora")
+        if self.config_name and self.model_name_or_path == TINY:
+            raise ConfigError("--config_name does not apply to the 'tiny' model, whose size flags are "
+                              "--tiny_hidden_size/--tiny_num_layers/--tiny_vocab_size")
+        import importlib.util
+        for flag in ("use_qlora", "use_8bit_optimizer"):
+            if getattr(self, flag) and importlib.util.find_spec("bitsandbytes") is None:
+                raise ConfigError(f"--{flag} needs the bitsandbytes package: pip install bitsandbytes")
         if self.use_flash_attn:
-            import importlib.util
             if importlib.util.find_spec("flash_attn") is None:
                 raise ConfigError("--use_flash_attn needs the flash_attn package: pip install flash-attn, "
                                   "or drop the flag to use PyTorch SDPA")
@@ -203,17 +240,20 @@ class FinetuneRecipe:
         )
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
         set_seed(cfg.seed)
-        if cfg.use_slow_tokenizer:
-            logger.warning("--use_slow_tokenizer is ignored: label masks need the fast tokenizer's offsets")
+        self._check_against_launcher()
+        if cfg.low_cpu_mem_usage:
+            logger.info("--low_cpu_mem_usage: transformers 5 always loads weights without a random init first; "
+                        "nothing to change")
         self.output_dir.mkdir(parents=True, exist_ok=True)
 
-        conversations = load_conversations(cfg.train_file)
+        conversations = load_conversations(cfg.train_file, cfg.dataset_name, cfg.dataset_config_name)
         model_path = self._tiny_checkpoint(conversations) if cfg.model_name_or_path == TINY else cfg.model_name_or_path
         self.tokenizer = self._load_tokenizer(cfg.tokenizer_name or model_path)
         self.model = self._load_model(model_path, bf16)
         with self.accelerator.main_process_first():
             examples = tokenize_dataset(conversations, self.tokenizer, cfg.max_seq_length,
-                                        cfg.preprocessing_num_workers)
+                                        cfg.preprocessing_num_workers, prefix_masks=cfg.use_slow_tokenizer,
+                                        overwrite_cache=cfg.overwrite_cache)
         self.dataloader = self._dataloader(examples)
 
         # after prepare() each process sees its share of the batches (evened out across processes)
@@ -231,6 +271,23 @@ class FinetuneRecipe:
             self._resume(cfg.resume_from_checkpoint)
         logger.info("%d examples, %d micro-batches per epoch, %d optimizer steps, %d epochs",
                     len(examples), len(self.dataloader), self.max_train_steps, self.num_epochs)
+
+    def _check_against_launcher(self) -> None:
+        """Flags that DeepSpeed cannot honour are refused; --clip_grad_norm becomes its gradient_clipping."""
+        from accelerate.utils import DistributedType
+
+        cfg = self.config
+        if self.accelerator.distributed_type != DistributedType.DEEPSPEED:
+            return
+        for flag in ("use_qlora", "use_8bit_optimizer"):
+            if getattr(cfg, flag):
+                raise ConfigError(f"--{flag} does not work under DeepSpeed (it keeps its own optimizer and "
+                                  f"weight shards): launch without it, e.g. DEEPSPEED=0 ./train.sh ...")
+        ds_config = self.accelerator.state.deepspeed_plugin.deepspeed_config
+        if cfg.clip_grad_norm > 0:
+            ds_config["gradient_clipping"] = cfg.clip_grad_norm
+        logger.info("gradient clipping: DeepSpeed clips at %s (its config's gradient_clipping; 'auto' is 1.0)",
+                    ds_config.get("gradient_clipping", "auto"))
 
     def _tiny_checkpoint(self, conversations) -> str:
         """Build (once; reused on resume) the embedded model with a tokenizer trained on the data."""
@@ -251,9 +308,15 @@ class FinetuneRecipe:
         return str(path)
 
     def _load_tokenizer(self, name: str):
+        import transformers
         from transformers import AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(name, use_fast=True)
+        slow = self.config.use_slow_tokenizer
+        tokenizer = AutoTokenizer.from_pretrained(name, use_fast=not slow)
+        if slow and tokenizer.is_fast:
+            logger.info("--use_slow_tokenizer: transformers %s ignores use_fast and loaded %s; label masks come "
+                        "from prefix token counts, as the original computed them", transformers.__version__,
+                        type(tokenizer).__name__)
         if tokenizer.pad_token is None:  # LLaMA has none; pads are never attended to nor labelled
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
         tokenizer.padding_side = "right"
@@ -264,15 +327,37 @@ class FinetuneRecipe:
         from transformers import AutoModelForCausalLM
 
         cfg = self.config
-        model = AutoModelForCausalLM.from_pretrained(
-            path, attn_implementation="flash_attention_2" if cfg.use_flash_attn else "sdpa",
-            dtype=torch.bfloat16 if cfg.use_flash_attn and bf16 else torch.float32)
-        if cfg.gradient_checkpointing:
+        options = {"attn_implementation": "flash_attention_2" if cfg.use_flash_attn else "sdpa",
+                   "dtype": torch.bfloat16 if cfg.use_flash_attn and bf16 else torch.float32}
+        if cfg.config_name:
+            from transformers import AutoConfig
+
+            options["config"] = AutoConfig.from_pretrained(cfg.config_name)
+        if cfg.use_qlora:
+            from transformers import BitsAndBytesConfig
+
+            compute = torch.bfloat16 if bf16 else torch.float32
+            options.update(dtype=compute, quantization_config=BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_use_double_quant=True, bnb_4bit_quant_type="nf4",
+                bnb_4bit_compute_dtype=compute))
+            # each process holds a whole quantised copy on its own device (data parallel)
+            options["device_map"] = {"": self.accelerator.device}
+            if self.accelerator.device.type == "cpu":
+                logger.info("--use_qlora on the CPU: bitsandbytes' CPU kernels work but are slow; QLoRA is "
+                            "meant for a CUDA GPU")
+        model = AutoModelForCausalLM.from_pretrained(path, **options)
+        if cfg.use_qlora:
+            from peft import prepare_model_for_kbit_training
+
+            model = prepare_model_for_kbit_training(
+                model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+                gradient_checkpointing_kwargs={"use_reentrant": False})
+        elif cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.use_lora:
             from peft import LoraConfig, TaskType, get_peft_model
 
-            if cfg.gradient_checkpointing:
+            if cfg.gradient_checkpointing and not cfg.use_qlora:
                 model.enable_input_require_grads()
             lora = LoraConfig(task_type=TaskType.CAUSAL_LM, r=cfg.lora_rank, lora_alpha=cfg.lora_alpha,
                               lora_dropout=cfg.lora_dropout, target_modules=LORA_TARGETS)
@@ -305,9 +390,17 @@ class FinetuneRecipe:
         ]
         from accelerate.utils import DistributedType
 
-        # DeepSpeed keeps its own (possibly CPU-offloaded) partitions, which the fused kernel cannot take.
-        fused = torch.cuda.is_available() and self.accelerator.distributed_type != DistributedType.DEEPSPEED
-        optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused)
+        if cfg.use_qlora or cfg.use_8bit_optimizer:
+            import bitsandbytes
+
+            # paged (optimizer state spills to CPU memory under pressure) where there is a GPU to page from
+            optimizer = bitsandbytes.optim.AdamW(groups, lr=cfg.learning_rate,
+                                                 optim_bits=8 if cfg.use_8bit_optimizer else 32,
+                                                 is_paged=self.accelerator.device.type == "cuda")
+        else:
+            # DeepSpeed keeps its own (possibly CPU-offloaded) partitions, which the fused kernel cannot take.
+            fused = torch.cuda.is_available() and self.accelerator.distributed_type != DistributedType.DEEPSPEED
+            optimizer = torch.optim.AdamW(groups, lr=cfg.learning_rate, fused=fused)
         # accelerate steps a prepared scheduler once per process per optimizer step.
         total = self.max_train_steps * self.accelerator.num_processes
         scheduler = get_scheduler(cfg.lr_scheduler_type, optimizer=optimizer,
@@ -358,6 +451,9 @@ class FinetuneRecipe:
                 with accelerator.accumulate(self.model):
                     loss = self.model(**batch, use_cache=False).loss
                     accelerator.backward(loss)
+                    # (under DeepSpeed its engine clips, see _check_against_launcher)
+                    if cfg.clip_grad_norm > 0 and accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(self.model.parameters(), cfg.clip_grad_norm)
                     self.optimizer.step()
                     self.scheduler.step()
                     self.optimizer.zero_grad()

@@ -21,10 +21,20 @@
 # schedule, warmup 0.03, 2 epochs, max length 1024, DeepSpeed ZeRO-3, bf16.
 # With MODEL=tiny the model is small and starts from random weights, so it needs a larger step and
 # many more updates: lr 1e-3 and a total batch of 8 (8 per device, no accumulation).
+# Paths given in the environment are read from the directory the script is run in; the defaults from the repository.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/../.."
 
 fail() { echo "train: $*" >&2; exit 2; }
+from_caller() { if [[ "$1" == /* ]]; then printf '%s' "$1"; else printf '%s' "$caller/$1"; fi; }
+[[ -n "${DATA_DIR:-}" ]] && DATA_DIR=$(from_caller "$DATA_DIR")
+[[ -n "${OUTPUT_DIR:-}" ]] && OUTPUT_DIR=$(from_caller "$OUTPUT_DIR")
+# a file (or a folder that exists there); a hub dataset / model id stays as it is
+if [[ -n "${TRAIN_FILE:-}" ]] && [[ "$TRAIN_FILE" == *.json || "$TRAIN_FILE" == *.jsonl || -e "$caller/$TRAIN_FILE" ]]; then
+    TRAIN_FILE=$(from_caller "$TRAIN_FILE")
+fi
+if [[ -n "${MODEL:-}" && "$MODEL" != tiny && -e "$caller/$MODEL" ]]; then MODEL=$(from_caller "$MODEL"); fi
 
 MODULE=${1:-}
 FORMULATION=${2:-}
@@ -49,6 +59,43 @@ if [[ "$TRAIN_FILE" == *.json || "$TRAIN_FILE" == *.jsonl ]] && [[ ! -f "$TRAIN_
     if [[ "$TASK" == unified ]]; then make="python -m data.process_for_train --unified maths,complex_qa,web_agent"
     else make="python -m data.process_for_train --domain $TASK --formulation lumos_$FORMULATION"; fi
     fail "no training file $TRAIN_FILE: make it with '$make', or set TASK / TRAIN_FILE"
+fi
+if [[ -f "$TRAIN_FILE" ]]; then
+    # the shape of the first records, before accelerate starts: a wrong file is one line, not a traceback
+    problem=$(python3 - "$TRAIN_FILE" <<'PY'
+import json, sys
+path = sys.argv[1]
+with open(path, encoding="utf-8", errors="replace") as handle:
+    head = handle.read(1)
+    while head.isspace():
+        head = handle.read(1)
+    handle.seek(0)
+    try:
+        records = json.load(handle)[:5] if head == "[" else [json.loads(line) for line in
+                                                              (next(handle) for _ in range(5)) if line.strip()]
+    except StopIteration:  # fewer than five lines
+        handle.seek(0)
+        records = [json.loads(line) for line in handle if line.strip()]
+    except (ValueError, TypeError) as error:
+        print(f"it is not JSON lines (or a JSON list): {' '.join(str(error).split())}")
+        sys.exit()
+if not records:
+    print("it holds no record")
+for number, record in enumerate(records, start=1):
+    if isinstance(record, dict) and "subgoal_plan" in record and "messages" not in record:
+        print("it holds converted annotations (task, subgoal_plan: docs/FORMAT.md §1), not training "
+              "conversations: make them with 'python -m data.process_for_train --domain <domain> --formulation "
+              "lumos_<iterative|onetime>' and give TRAIN_FILE=data/train/<domain>/train_annots/lumos_<domain>_"
+              "<plan|ground>_<formulation>.jsonl")
+        break
+    messages = record.get("messages") if isinstance(record, dict) else None
+    if not (isinstance(messages, list) and messages and all(isinstance(m, dict) and "role" in m and "content" in m
+                                                            for m in messages)):
+        print(f"record {number} has no 'messages' list of {{role, content}} turns (docs/FORMAT.md §2)")
+        break
+PY
+) || fail "cannot read TRAIN_FILE $TRAIN_FILE"
+    [[ -z "$problem" ]] || fail "TRAIN_FILE $TRAIN_FILE is not a training file: $problem"
 fi
 OUTPUT_DIR=${OUTPUT_DIR:-output/lumos_${TASK}_${MODULE}_${FORMULATION}}
 

@@ -22,7 +22,6 @@ parser that closes what is left open (:func:`parse_page`).
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -110,8 +109,17 @@ def parse_page(cleaned_html: str) -> ET.Element:
 # --------------------------------------------------------------------------- pruning
 
 
-def _parents(root: ET.Element) -> dict[ET.Element, ET.Element]:
-    return {child: parent for parent in root.iter() for child in parent}
+class Page:
+    """A parsed page with what pruning looks up for every candidate: parents and nodes by id."""
+
+    def __init__(self, root: ET.Element):
+        self.root = root
+        self.parents = {child: parent for parent in root.iter() for child in parent}
+        self.by_id: dict[str, ET.Element] = {}
+        for node in root.iter():
+            node_id = node.get(NODE_ID)
+            if node_id is not None:
+                self.by_id.setdefault(node_id, node)  # the first in document order, as an XPath lookup
 
 
 def _descendants(node: ET.Element, max_depth: int, depth: int = 0) -> list[ET.Element]:
@@ -125,6 +133,34 @@ def _descendants(node: ET.Element, max_depth: int, depth: int = 0) -> list[ET.El
     return found
 
 
+def _neighbourhood(page: Page, node: ET.Element, candidate_id: str) -> set[str]:
+    """Node ids to keep: the candidate, its ancestors, descendants and nearest element siblings."""
+    keep = {candidate_id}
+    ancestor = page.parents.get(node)
+    while ancestor is not None:
+        keep.add(ancestor.get(NODE_ID, ""))
+        ancestor = page.parents.get(ancestor)
+    keep.update(n.get(NODE_ID, "") for n in _descendants(node, MAX_DEPTH)[:MAX_CHILDREN])
+    parent = page.parents.get(node)
+    if parent is not None:
+        siblings = [n for n in parent if n.tag != TEXT_TAG]
+        index = siblings.index(node)
+        keep.update(n.get(NODE_ID, "") for n in siblings[max(0, index - MAX_SIBLINGS):index + MAX_SIBLINGS + 1])
+    return keep
+
+
+def _copy_kept(node: ET.Element, keep: set[str]) -> ET.Element:
+    """A copy of ``node`` with the children that survive pruning: an element survives when it and all
+    its ancestors are kept; a text node when its parent survives."""
+    clone = ET.Element(node.tag, dict(node.attrib))
+    clone.text, clone.tail = node.text, node.tail
+    for child in node:
+        owner = node if child.tag == TEXT_TAG else child
+        if owner.get(NODE_ID, "") in keep:
+            clone.append(_copy_kept(child, keep))
+    return clone
+
+
 def _dissolve(node: ET.Element, parent: ET.Element) -> None:
     """Put ``node``'s children where ``node`` was (its own text and tail are dropped, as in MindAct)."""
     position = list(parent).index(node)
@@ -133,34 +169,17 @@ def _dissolve(node: ET.Element, parent: ET.Element) -> None:
         parent.insert(position + offset, child)
 
 
-def prune(page: ET.Element, candidate_id: str) -> ET.Element:
+def prune(page: Page | ET.Element, candidate_id: str) -> ET.Element:
     """A copy of ``page`` reduced to the neighbourhood of one candidate (module docstring)."""
-    parents = _parents(page)
-    node = next((n for n in page.iter() if n.get(NODE_ID) == candidate_id), None)
+    page = page if isinstance(page, Page) else Page(page)
+    node = page.by_id.get(candidate_id)
     if node is None:
         raise PageParseError(f"candidate {candidate_id} is not on the page")
-    keep = {candidate_id}
-    ancestor = parents.get(node)
-    while ancestor is not None:
-        keep.add(ancestor.get(NODE_ID, ""))
-        ancestor = parents.get(ancestor)
-    keep.update(n.get(NODE_ID, "") for n in _descendants(node, MAX_DEPTH)[:MAX_CHILDREN])
-    parent = parents.get(node)
-    if parent is not None:
-        siblings = [n for n in parent if n.tag != TEXT_TAG]
-        index = siblings.index(node)
-        keep.update(n.get(NODE_ID, "") for n in siblings[max(0, index - MAX_SIBLINGS):index + MAX_SIBLINGS + 1])
-
-    tree = copy.deepcopy(page)
-    parents = _parents(tree)
-    for element in reversed(list(tree.iter())):
+    tree = _copy_kept(page.root, _neighbourhood(page, node, candidate_id))
+    parents = {child: parent for parent in tree.iter() for child in parent}
+    for element in reversed(list(tree.iter())):  # children before their parents
         parent = parents.get(element)
-        owner = parent if element.tag == TEXT_TAG else element
-        owner_id = owner.get(NODE_ID, "") if owner is not None else ""
-        if owner_id not in keep and parent is not None:
-            parent.remove(element)
-            continue
-        if owner_id != candidate_id or element.tag == TEXT_TAG:
+        if element.get(NODE_ID) != candidate_id or element.tag == TEXT_TAG:
             element.attrib.pop(NODE_ID, None)
         if (not element.attrib and not any(child.tag == TEXT_TAG for child in element) and parent is not None
                 and element.tag != TEXT_TAG and len(element) <= 1):
@@ -237,18 +256,17 @@ def tree_text(element: ET.Element) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def candidate_text(page: ET.Element, candidate_id: str) -> str:
+def candidate_text(page: Page | ET.Element, candidate_id: str) -> str:
     """``ancestors: <path>\\ntarget: <subtree>`` for one candidate of ``page``."""
     tree = prune(page, candidate_id)
-    parents = _parents(tree)
+    parents = {child: parent for parent in tree.iter() for child in parent}
     node = next(n for n in tree.iter() if n.get(NODE_ID) is not None)
     parent = parents.get(node)
     ancestors = ""
     if parent is not None:
         parent.remove(node)
         ancestors = tree_text(tree)
-    target = tree_text(node) if parent is not None else tree_text(node)
-    target = " ".join(target.split()[:MAX_TARGET_WORDS])
+    target = " ".join(tree_text(node).split()[:MAX_TARGET_WORDS])
     if ancestors.strip():
         ancestors = re.sub(r"\s*\(\s*", "/", ancestors)
         ancestors = re.sub(r"\s*\)\s*", "", ancestors)
@@ -273,13 +291,14 @@ def candidate_elements(candidates: Iterable[dict[str, Any]], cleaned_html: str) 
     each with MindAct's text. A candidate absent from the page is added at the end of the root (with
     its listed attributes), as a truncated page needs."""
     candidates = list(candidates)
-    page = parse_page(cleaned_html)
-    present = {n.get(NODE_ID) for n in page.iter()}
+    root = parse_page(cleaned_html)
+    present = {n.get(NODE_ID) for n in root.iter()}
     for candidate in candidates:
         node_id = str(candidate["backend_node_id"])
         if node_id not in present:
             attributes = {**_attributes(candidate.get("attributes")), NODE_ID: node_id}
-            ET.SubElement(page, candidate.get("tag") or "div", attributes)
+            ET.SubElement(root, candidate.get("tag") or "div", attributes)
             present.add(node_id)
+    page = Page(root)
     return [Element(str(c["backend_node_id"]), candidate_text(page, str(c["backend_node_id"])), c.get("tag") or "")
             for c in candidates]

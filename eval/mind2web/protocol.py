@@ -48,6 +48,9 @@ allenai/lumos), byte for byte where it is not a bug. Per quirk of the original:
   same text counts), the value is compared case-insensitively, and the metric is correct actions /
   executed actions over the whole run, actions with an unknown verb being skipped and uncounted:
   **reproduced** as ``--scoring original`` (``original_step_success``); our default is MindAct's;
+- at commit 146dd9d ``extract_key_info`` lacks its ``global tot_tags, corr_em`` line, so the first
+  correct action raises UnboundLocalError and the run ends with no figure (failure demo
+  ``unpatched_globals``): **not reproduced**; we count as the patched original does (the reference);
 - ``extract_key_info(..., rank=1)`` returns the 10th-ranked candidate's text, not the top-1 that is
   scored: **not reproduced**; the returned text is never read by the original (no prompt or score
   depends on it), so it has no observable effect;

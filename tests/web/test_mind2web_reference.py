@@ -172,6 +172,14 @@ def test_reading_actions_as_the_original_including_its_bugs():
     assert (no_output.variable, no_output.name, no_output.page) == ("CLICK(R1", "ICK", "R1")
 
 
+def test_the_unpatched_original_crashes_and_we_count_as_the_patched_one(shared_data):
+    """At 146dd9d itself every correct action raises UnboundLocalError (no figure at all); the reference,
+    and we, count as the original does with its ``global`` line back."""
+    demo = shared_data / "lumos_reference/B_eval/failure_demos/mind2web_lumos_iterative.unpatched_globals.summary.json"
+    summary = json.loads(demo.read_text())
+    assert summary["exception"]["type"] == "UnboundLocalError" and summary["printed_metric"] == []
+
+
 def test_undefined_page_variable_is_recorded_not_a_crash(reference, shared_data):
     """The original dies with KeyError 'R5' (failure demo); we record the action, unexecuted and uncounted."""
     demo = shared_data / "lumos_reference/B_eval/failure_demos/mind2web_lumos_iterative.undefined_variable.summary.json"

@@ -63,40 +63,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 DEFAULT_MAX_STEPS = 40  # subgoals; the trace's end normally ends an episode first
 
 
+def _own_flags() -> argparse.ArgumentParser:
+    """Mind2Web's own flags (they land in ``config.extra``; ``--max_num_examples`` counts tasks per split)."""
+    parser = argparse.ArgumentParser(prog="python -m eval.mind2web.run_eval", add_help=False)
+    group = parser.add_argument_group("Mind2Web")
+    group.add_argument("--max_num_examples", type=int, default=None, help="tasks per split")
+    group.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS,
+                       help="the official splits to read from a folder of split folders")
+    group.add_argument("--top_k", type=int, default=50, help="candidate pool: the ranker's top k of all candidates")
+    group.add_argument("--ranker_model", type=str, default=None,
+                       help="sentence-transformers model (e.g. osunlp/MindAct_CandidateGeneration_deberta-v3-base); "
+                            "None: BM25")
+    group.add_argument("--ranker_kind", type=str, default="cross_encoder", choices=RANKER_KINDS)
+    group.add_argument("--protocol", type=str, default="step_level", choices=PROTOCOLS,
+                       help="step_level: MindAct's (gold history, each step on its own candidates); "
+                            "free_running: the agent loop over the task's trace")
+    group.add_argument("--phrase_seed", type=int, default=0,
+                       help="seed of the original's random verbs in gold-step sentences (--prompt_style original)")
+    return parser
+
+
 def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """Mind2Web's own flags; the rest go to the shared runner's parser."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--max_num_examples", type=int, default=None)
-    parser.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS)
-    parser.add_argument("--top_k", type=int, default=50)
-    parser.add_argument("--ranker_model", type=str, default=None)
-    parser.add_argument("--ranker_kind", type=str, default="cross_encoder", choices=RANKER_KINDS)
-    parser.add_argument("--protocol", type=str, default="step_level", choices=PROTOCOLS)
-    parser.add_argument("--phrase_seed", type=int, default=0,
-                        help="seed of the original's random verbs in gold-step sentences (--prompt_style original)")
-    options, rest = parser.parse_known_args(argv)
+    """Mind2Web's own flags, checked; ``argv`` with the free-running loop's default step limit added."""
+    parser = _own_flags()
+    options, _ = parser.parse_known_args(argv)
     if options.top_k < 1:
         parser.error("--top_k must be at least 1")
     if options.max_num_examples is not None and options.max_num_examples < 1:
         parser.error("--max_num_examples must be at least 1")
-    if not any(arg == "--max_steps" or arg.startswith("--max_steps=") for arg in rest):
-        rest += ["--max_steps", str(DEFAULT_MAX_STEPS)]
-    return options, rest
+    if not any(arg == "--max_steps" or arg.startswith("--max_steps=") for arg in argv):
+        argv = [*argv, "--max_steps", str(DEFAULT_MAX_STEPS)]
+    return options, argv
 
 
 def run_lumos(argv: list[str]) -> dict:
-    """The Lumos agent loop over every task, through the shared runner."""
+    """Every task through the shared runner, under the step-level protocol or the free-running loop."""
     from eval.mind2web.benchmark import make_benchmark
     from eval.runner import EvalSetupError, evaluate, parse_config
 
-    options, rest = _benchmark_options(argv)
+    options, argv = _benchmark_options(argv)
     benchmark = make_benchmark(make_ranker(options.ranker_model, options.ranker_kind), options.top_k,
                                options.splits, options.max_num_examples, options.protocol, options.phrase_seed)
-    config = parse_config(benchmark, rest)
+    config = parse_config(benchmark, argv, parents=[_own_flags()])
     if config.scoring == "original" and (config.prompt_style != "original" or options.protocol != "step_level"):
         raise EvalSetupError("--scoring original counts what the released evaluation executed: it needs "
                              "--prompt_style original and --protocol step_level")
-    config.extra = {key: value for key, value in vars(options).items()}
+    config.extra = {**config.extra, **vars(options)}
     return evaluate(config, benchmark)
 
 
@@ -118,15 +130,15 @@ def main(argv: list[str] | None = None) -> dict:
 def run_gold(argv: list[str]) -> dict:
     """Every step grounded with its gold action on the ranker's pool: the ceiling the pool and ranker leave."""
     args = parse_args(argv)
+    try:  # the data is checked before anything is written
+        loaded = load_tasks(args.data_dir, args.splits, args.max_num_examples)
+    except Mind2WebDataError as error:
+        raise Mind2WebDataError(f"mind2web data {args.data_dir}: {error}") from None
     save_dir = Path(args.save_dir)
     write_run_info(save_dir, vars(args), packages=("bm25s", "torch", "transformers"))
     ranker = make_ranker(args.ranker_model, args.ranker_kind)
     results = {}
     with JsonlStore(save_dir / "predictions.jsonl") as store:
-        try:
-            loaded = load_tasks(args.data_dir, args.splits, args.max_num_examples)
-        except Mind2WebDataError as error:
-            raise Mind2WebDataError(f"mind2web data {args.data_dir}: {error}") from None
         for split in dict.fromkeys(task.split for task in loaded):
             tasks = [task for task in loaded if task.split == split]
             for task in tasks:

@@ -243,6 +243,8 @@ class WebCall:
             raise WebArgumentError(f"{self.tool!r} is not a web action", self.tool, " or ".join(WEB_TOOL_NAMES))
         if not _PAGE.fullmatch(self.env_name):
             raise WebArgumentError("the page argument is not Env or R<n>", self.env_name, expected)
+        if self.output is not None and not _OUTPUT_PREFIX.fullmatch(f"{self.output} = "):
+            raise WebArgumentError("the output is not R<n>", self.output, expected)
         if not self.query or self.query != self.query.strip():
             raise WebArgumentError("the query is empty or has surrounding whitespace", self.query, expected)
         if _TEXT_SEPARATOR.search(self.query):

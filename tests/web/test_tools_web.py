@@ -71,6 +71,8 @@ def test_writer_refuses_what_would_not_read_back():
         render_web_action("TYPE", "Env", "Type a, TEXT: b", "c", "R1")
     with pytest.raises(WebArgumentError, match="surrounding whitespace"):
         render_web_action("CLICK", "Env", " padded", None, "R1")
+    with pytest.raises(WebArgumentError, match="output is not R<n>"):
+        render_web_action("CLICK", "Env", "Go", None, "Env")
 
 
 def test_a_reply_splits_only_where_the_next_action_starts():

@@ -16,11 +16,14 @@ The source (gsm8k, asdiv, prm800k, strategyqa, musique, mind2web) is recognised 
 records' fields; ``--source`` overrides it. Writes
 ``data/train/<domain>/converted/<name>_converted[_<st>_<ed>].json`` (one JSON object per line;
 ``<name>`` is the source, or for maths the input file's name) and ``...failed.jsonl`` with the
-reason of every record that failed or was unusable. Re-running resumes; LLM replies are cached
-in ``llm_cache.sqlite`` beside the output, so a repeated run pays only for what it has not got.
-Exit status: 0 when every usable record was converted (verification rejections under
-``--keep verified`` and unusable source records are reported, not errors), 1 when some records
-could not be converted, 2 for a bad command line or setup.
+reason of every record that failed or was unusable (the record format: docs/FORMAT.md §1).
+Re-running resumes; LLM replies are cached in ``llm_cache.sqlite`` beside the output, so a
+repeated run pays only for what it has not got; ``--retry_failed`` converts the failed records
+again and asks the LLM again (its cached replies to them are not reused).
+``--save_dir``/``--max_num_examples`` are aliases of ``--output_dir``/``--limit``.
+Exit status: 0 when something was converted, failures included (they are counted, with their
+reasons in the failed file), so ``set -e`` scripts go on; 1 when nothing could be converted, or
+with ``--strict`` when any record could not be converted; 2 for a bad command line or setup.
 """
 
 from __future__ import annotations
@@ -28,11 +31,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lumos.convert.pipeline import BACKENDS, DOMAINS, KEEP, SOURCES, ConversionConfig, run_conversion
+from lumos.convert.pipeline import BACKENDS, DOMAINS, KEEP, SOURCES, ConversionConfig, Summary, run_conversion
 
 
 def parse_args(argv: list[str] | None = None) -> ConversionConfig:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(prog="python -m data.prompt_convertion", description=__doc__,
+                                     formatter_class=_HelpFormatter)
     parser.add_argument("--domain", required=True, choices=DOMAINS)
     parser.add_argument("--data_fn", required=True, help="raw benchmark file (JSONL or JSON list)")
     parser.add_argument("--source", choices=SOURCES, default=None, help="default: recognised from the fields")
@@ -44,10 +48,15 @@ def parse_args(argv: list[str] | None = None) -> ConversionConfig:
                         help="check annotations: maths by execution, complex_qa/web_agent structurally (web "
                              "against the gold action_reprs)")
     parser.add_argument("--keep", choices=KEEP, default=None,
-                        help="which records go to the output (default: verified with --verify, else all)")
-    parser.add_argument("--output_dir", default=None, help="default: data/train/<domain>/converted")
-    parser.add_argument("--limit", type=int, default=None, help="convert at most this many new records")
-    parser.add_argument("--retry_failed", action="store_true", help="forget earlier failures and retry them")
+                        help="which records go to the output (None: verified with --verify, else all)")
+    parser.add_argument("--output_dir", "--save_dir", dest="output_dir", default=None,
+                        help="output folder (None: data/train/<domain>/converted)")
+    parser.add_argument("--limit", "--max_num_examples", dest="limit", type=int, default=None,
+                        help="convert at most this many new records (None: all)")
+    parser.add_argument("--retry_failed", action="store_true",
+                        help="forget earlier failures and convert them again (an LLM is asked again, not its cache)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when any record could not be converted (without it: only when none could)")
     llm = parser.add_argument_group("--backend openai")
     llm.add_argument("--model", default="gpt-4")
     llm.add_argument("--base_url", default=None, help="OpenAI-compatible endpoint (or OPENAI_BASE_URL); "
@@ -60,10 +69,10 @@ def parse_args(argv: list[str] | None = None) -> ConversionConfig:
     llm.add_argument("--parse_retries", type=int, default=1,
                      help="times an unreadable reply is asked again, with the parse error")
     llm.add_argument("--batch_size", type=int, default=None,
-                     help="records per batch (default max(256, 16 x concurrency)); a kill loses only requests in flight")
-    llm.add_argument("--cache_path", default=None, help="response cache (default: llm_cache.sqlite beside the output)")
+                     help="records per batch (None: max(256, 16 x concurrency)); a kill loses only requests in flight")
+    llm.add_argument("--cache_path", default=None, help="response cache (None: llm_cache.sqlite beside the output)")
     llm.add_argument("--no_cache", action="store_true")
-    parser.add_argument("--no_progress", action="store_true")
+    parser.add_argument("--no_progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     keep = args.keep or ("verified" if args.verify else "all")
     try:
@@ -74,10 +83,25 @@ def parse_args(argv: list[str] | None = None) -> ConversionConfig:
             base_url=args.base_url, concurrency=args.concurrency, rpm=args.rpm, max_tokens=args.max_tokens,
             request_timeout=args.request_timeout, max_attempts=args.max_attempts, parse_retries=args.parse_retries,
             batch_size=args.batch_size, cache_path=args.cache_path, use_cache=not args.no_cache,
-            progress=not args.no_progress)
+            progress=not args.no_progress, strict=args.strict)
     except ValueError as error:
         parser.error(str(error))
     return config
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The docstring as written, and every flag with its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and action.default is not argparse.SUPPRESS and "%(default)" not in text:
+            text += " (default: %(default)s)"
+        return text.strip()
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if not (action.help or "").strip() and action.option_strings:
+            action.help = "(default: %(default)s)"  # argparse shows no help line for an action without help text
+        return super()._format_action(action)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,7 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"output: {config.output_path}")
     if summary.failures or summary.rejected or summary.unusable:
         print(f"failures with reasons: {config.failed_path}")
-    return 1 if summary.conversion_failures else 0
+    return exit_status(summary, config)
+
+
+def exit_status(summary: Summary, config: ConversionConfig) -> int:
+    """0 when something was converted (failures reported); 1 when nothing was, or under --strict any failure."""
+    failed = summary.conversion_failures
+    if summary.total and not summary.output_records:
+        print(f"error: no record could be converted ({failed} failed, {sum(summary.rejected.values())} rejected, "
+              f"{sum(summary.unusable.values())} unusable): reasons in {config.failed_path}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"warning: {failed} record(s) could not be converted (reasons in {config.failed_path}); "
+              + ("--strict: exit status 1" if config.strict else "the rest was converted (--strict makes this exit 1)"),
+              file=sys.stderr)
+        return 1 if config.strict else 0
+    return 0
 
 
 if __name__ == "__main__":

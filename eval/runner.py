@@ -129,8 +129,8 @@ class _DefaultsHelp(argparse.RawDescriptionHelpFormatter):
         return text.strip()
 
     def _format_action(self, action: argparse.Action) -> str:
-        if not action.help and action.option_strings:
-            action.help = " "  # argparse prints help text (and so the default) only for actions that have some
+        if not (action.help or "").strip() and action.option_strings:
+            action.help = "(default: %(default)s)"  # argparse shows no help line for an action without help text
         return super()._format_action(action)
 
 

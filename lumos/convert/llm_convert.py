@@ -180,4 +180,4 @@ def openai_generator(config: ConversionConfig):
     return OpenAIGenerator(model=config.model, base_url=config.base_url, concurrency=config.concurrency,
                            requests_per_minute=config.rpm, timeout_s=config.request_timeout,
                            max_attempts=config.max_attempts, cache_path=config.llm_cache_path,
-                           progress=config.progress)
+                           progress=config.progress, read_cache=not config.retry_failed)

@@ -51,6 +51,7 @@ class ConversionConfig:
     output_dir: str | None = None
     limit: int | None = None
     retry_failed: bool = False
+    strict: bool = False  # the CLI's exit status: 1 when any record could not be converted
     source: str | None = None  # detected from the file's fields when None
     # LLM backend settings (used when backend == "openai")
     model: str = "gpt-4"
@@ -202,6 +203,7 @@ class Summary:
     skipped_done: int = 0
     deferred: int = 0  # left for a later run by --limit
     written: int = 0
+    output_records: int = 0  # in the output file after the run (earlier runs' included)
     verified: int = 0
     preambles_stripped: int = 0
     failures: Counter = field(default_factory=Counter)  # could not be converted (exit status 1)
@@ -384,6 +386,7 @@ def run_conversion(config: ConversionConfig, converter: Converter, verify: Verif
             job.flush()  # what finished is kept, even when the run stops on an error
             bar.close()
         summary = job.summary
+        summary.output_records = len(output.done)
     summary.usage = getattr(converter, "usage", None)
     summary.seconds = time.perf_counter() - started
     return summary

@@ -286,7 +286,7 @@ class RequestStream:
         hits: dict[str, tuple[str, int, int]] = {}
         if cache is not None:
             keys = [self._key(item, request) for (_, item), request in zip(queued, requests)]
-            hits = cache.get_many(keys)
+            hits = cache.get_many(keys) if generator.read_cache else {}
         misses = []
         for (tag, _), key, request in zip(queued, keys, requests):
             hit = hits.get(key) if key is not None else None
@@ -326,6 +326,7 @@ class OpenAIGenerator(Generator, ChatGenerator):
     ``model``: the model name; ``None`` with a ``base_url`` asks the server's ``/v1/models`` once.
     ``temperature``: used by ``generate`` (text prompts); ``chat`` takes it per call.
     ``cache_path``: sqlite response cache, shared across runs and processes; ``None`` disables it.
+    ``read_cache=False`` sends every request anyway and caches the new answers (a retry).
 
     The HTTP clients and the event-loop thread are made on the first request that needs them: a
     run answered entirely from the cache never builds them.
@@ -336,7 +337,7 @@ class OpenAIGenerator(Generator, ChatGenerator):
                  requests_per_minute: float | None = None, timeout_s: float = 60.0, max_attempts: int = 5,
                  backoff_base_s: float = 1.0, backoff_max_s: float = 60.0, max_retry_after_s: float = 300.0,
                  temperature: float = 0.0, cache_path: str | Path | None = None, progress: bool = True,
-                 add_special_tokens: bool = True):
+                 add_special_tokens: bool = True, read_cache: bool = True):
         if concurrency < 1:
             raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         if max_attempts < 1:
@@ -366,6 +367,9 @@ class OpenAIGenerator(Generator, ChatGenerator):
         self._openai = None
         self._clients: list = []
         self._cache = ResponseCache(cache_path) if cache_path is not None else None
+        # False: every request is sent (and its answer cached, replacing the old one): asking again
+        # for records whose cached answer was unusable
+        self.read_cache = read_cache
         self._loop_thread: _LoopThread | None = None
         self._slots: asyncio.Queue | None = None  # free concurrency slots; slot i uses client i // 8
         self._rate_limiter: RequestRateLimiter | None = None

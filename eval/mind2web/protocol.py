@@ -73,7 +73,8 @@ from lumos.episode import Episode, ToolCall
 from lumos.episode import Step as EpisodeStep
 from lumos.format import Action
 from lumos.llm import GenerationError
-from lumos.tools.web import (Element, Ranker, WebActionError, WebPage, parse_web_actions, parse_web_call, rank)
+from lumos.tools.web import (Element, Ranker, WebActionError, WebArgumentError, WebPage, parse_web_actions,
+                             parse_web_call, rank, web_shape)
 
 HISTORY_WINDOW = 3  # MindAct's previous actions in a ranker query
 ORIGINAL_ROUNDS = 15  # the original's loop: at most 15 steps of a task are judged
@@ -345,6 +346,8 @@ class StepLevelProtocol:
         try:
             actions = parse_web_actions(reply)
             call = parse_web_call(actions[0])
+            if call.output is None:
+                raise WebArgumentError("the action names no output page", actions[0].render(), web_shape(call.tool))
         except WebActionError as error:
             episode_step.calls.append(ToolCall(action=reply.strip(), tool="", args="", outputs=[], error=str(error)))
             self._miss(run, index, f"grounder reply: {error}", gold_in_pool=gold_in_pool)

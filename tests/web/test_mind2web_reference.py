@@ -214,3 +214,34 @@ def test_original_mode_through_the_cli(reference, tmp_path):
     later = [s for r in records for s in r["step_scores"] if s["step"] > 0]
     assert later and all(s["original"][0]["page"] == "Env" and s["original"][0]["executed"] for s in later)
     assert all(len(r["answer"]) == 1 or r["original"]["sentences"] for r in records)
+
+
+def test_our_default_protocol_on_the_same_replies_judges_each_step_on_its_own_page(reference):
+    """The recorded replies under our default style: prompts in the training format, every step on its own
+    candidates (example 0's grounder names Env at step 2: still judged on step 2's page)."""
+    folder, records = reference
+    tasks = {task.id: task for task in load_tasks(folder / "input")}
+    plan, ground = {}, {}
+    for record in records:
+        for round_ in record["rounds"]:
+            plan[record["question"], round_["round"]] = round_["plan_reply"]
+            ground[record["question"], round_["round"]] = round_["ground_reply"]
+
+    def planner(prompt):
+        task = re.search(r"Task: (.*?); Initial Environment", prompt).group(1)
+        return plan[task, prompt.count("Should we stop planning?")]
+
+    def grounder(prompt):
+        task = re.search(r"^Task: (.*?) $", prompt, re.MULTILINE).group(1)
+        return ground[task, prompt.count("Subgoal to be grounded:") - 1]
+
+    protocol = StepLevelProtocol(ScriptedGenerator(planner), ScriptedGenerator(grounder), OverlapRanker())
+    runs = protocol.run([(record["annotation_id"], tasks[record["annotation_id"]]) for record in records])
+    first = runs[0].records
+    assert [r["page"] for r in first] == ["Env", "Env", "R2"] and all(r["gold_in_pool"] for r in first)
+    # example 2's planner says stop at step 2: our default records a miss there, the original grounds the reply
+    stopped = runs[2].records[1]
+    assert stopped["error"] == "the planner stopped before the task's last step" and not stopped["step_success"]
+    # example 7's last reply lacks 'R2 = ' and example 6's says 'click(': not the released grammar, misses
+    assert "grounder reply" in runs[6].records[1]["error"] and "grounder reply" in runs[7].records[1]["error"]
+    assert all(len(run.records) == len(run.steps) for run in runs)

@@ -44,5 +44,5 @@ def gold_grounding(step: Step, index: int = 1) -> str:
     query = " ".join(gold.text.rpartition("target:")[2].split()) or gold.tag or "element"
     page = "Env" if index == 1 else f"R{index - 1}"
     text = (" ".join(step.value.split()) or None) if step.op in ("TYPE", "SELECT") else None
-    return render_web_action(step.op if text or step.op == "CLICK" else "CLICK", page, query.replace(", TEXT:", " TEXT:"),
-                             text, f"R{index}")
+    tool = step.op if text or step.op == "CLICK" else "CLICK"
+    return render_web_action(tool, page, query.replace(", TEXT:", " TEXT:"), text, f"R{index}")

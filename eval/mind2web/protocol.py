@@ -71,7 +71,6 @@ from eval.mind2web.metrics import score_step
 from lumos import prompts
 from lumos.episode import Episode, ToolCall
 from lumos.episode import Step as EpisodeStep
-from lumos.format import Action
 from lumos.llm import GenerationError
 from lumos.tools.web import (Element, Ranker, WebActionError, WebArgumentError, WebPage, parse_web_actions,
                              parse_web_call, rank, web_shape)

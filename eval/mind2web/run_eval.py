@@ -43,7 +43,7 @@ FORMULATIONS = ("lumos_iterative", "gold")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data_dir", type=str, required=True,
-                        help="folder with test_task/, test_website/, test_domain/, a task-list file or a step-level file")
+                        help="folder of test_task/, test_website/, test_domain/, a task-list or a step-level file")
     parser.add_argument("--max_num_examples", type=int, default=None, help="tasks per split")
     parser.add_argument("--save_dir", type=str, required=True)
     parser.add_argument("--model_name_or_path", type=str, default=None)

@@ -34,8 +34,8 @@ from lumos.tools.web import WebArgumentError, WebCall, parse_web_call
 WEB_OPERATIONS = ("CLICK", "TYPE", "SELECT")
 # Mind2Web's own mapping of its raw operations onto the three it evaluates.
 OPERATION_ALIASES = {"HOVER": "CLICK", "ENTER": "CLICK"}
-_REPR = re.compile(r"\[(?P<tag>[^\]]*)\]\s*(?P<text>.*?)\s*->\s*(?P<op>CLICK|TYPE|SELECT|HOVER|ENTER)\b(?::\s?(?P<value>.*))?",
-                   re.DOTALL)
+_REPR = re.compile(r"\[(?P<tag>[^\]]*)\]\s*(?P<text>.*?)\s*->\s*"
+                   r"(?P<op>CLICK|TYPE|SELECT|HOVER|ENTER)\b(?::\s?(?P<value>.*))?", re.DOTALL)
 
 # How a tag is named in a subgoal sentence.
 _TAG_NOUNS = {

@@ -145,7 +145,8 @@ def web_actions(plan: Plan) -> tuple[list[tuple[str, str, str | None]], list[Pro
                 continue
             steps.append((call.tool, call.query, call.text))
             if call.output != f"R{count}":
-                problems.append(Problem(OUTPUT_NUMBERING, f"output {call.output or 'missing'}, expected R{count}", k, j))
+                problems.append(Problem(OUTPUT_NUMBERING, f"output {call.output or 'missing'}, expected R{count}",
+                                        k, j))
             if call.env_name != page:
                 problems.append(Problem(UNDEFINED_VARIABLE if call.env_name != "Env" and
                                         int(call.env_name[1:]) >= count else WEB_SHAPE,

@@ -42,7 +42,8 @@ def test_quotes_parentheses_and_hover():
     step = parse_action_repr('[textbox]  Search "deals" (... -> TYPE: 27 inch (4K)')
     action = step_action(step, 3)
     # the query sentence drops the unmatched '(' and writes '"' as "'"; the value is kept as it is
-    assert action.render() == "R3 = TYPE(R2, QUERY: Type 27 inch (4K) into the Search 'deals' ... field, TEXT: 27 inch (4K))"
+    assert action.render() == ("R3 = TYPE(R2, QUERY: Type 27 inch (4K) into the Search 'deals' ... field, "
+                               "TEXT: 27 inch (4K))")
     reparsed = parse_plan("Subgoal 1: Type.\nAction 1-1: " + action.render()).actions[0]
     assert action_step(reparsed) == ("TYPE", "Type 27 inch (4K) into the Search 'deals' ... field", "27 inch (4K)")
     assert parse_action_repr("[link]  MMA -> HOVER").operation == "CLICK"
@@ -73,7 +74,8 @@ def test_mind2web_train_sample(shared_data):
     for record in records:
         _check(record["action_reprs"])
     first = web_plan(records[0]["action_reprs"])
-    assert first.actions[0].render() == "R1 = SELECT(Env, QUERY: Select Dine-in in the Reservation type dropdown, TEXT: Dine-in)"
+    assert first.actions[0].render() == ("R1 = SELECT(Env, QUERY: Select Dine-in in the Reservation type dropdown, "
+                                         "TEXT: Dine-in)")
 
 
 @pytest.mark.shared_data

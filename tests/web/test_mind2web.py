@@ -124,7 +124,8 @@ def test_official_format_split_and_task_success(tmp_path):
     (tmp_path / "test_domain").mkdir()
     (tmp_path / "test_domain" / "part_0.json").write_text(json.dumps([record]))
     [task] = load_split(tmp_path, "test_domain")
-    assert load_tasks(tmp_path) == [task] and load_tasks(tmp_path / "test_domain" / "part_0.json")[0].steps == task.steps
+    assert load_tasks(tmp_path) == [task]
+    assert load_tasks(tmp_path / "test_domain" / "part_0.json")[0].steps == task.steps
     assert task.steps[1].previous_actions == ("[textbox]  From city -> TYPE: Boston",)
     # body and form carry nothing but their node id and have one child each: they dissolve
     assert task.steps[0].candidates[1].text == ("ancestors: /html/form/input text from city/buttonSearch flights"

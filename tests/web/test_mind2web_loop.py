@@ -125,8 +125,9 @@ def test_gold_steps_score_full_marks_and_the_planner_sees_the_gold_past(serve, t
     assert [s["element_id"] for s in flight["step_scores"]] == ["4", "8", "7", "5", "6"]
     # step 3's planner history: the two gold steps as the original makes their sentences
     third = next(p for p in planner.calls if "Boston to Denver" in p and p.count("Should we stop planning?") == 2)
-    assert ("<|assistant|>\nSubgoal 1: Type Boston in the textbox Departure airport</s>\n<|user|>\nWe have already type "
-            "Boston in the textbox Departure airport. Should we stop planning?\n<|assistant|>\nNo, I will keep planning. "
+    assert ("<|assistant|>\nSubgoal 1: Type Boston in the textbox Departure airport</s>\n<|user|>\n"
+            "We have already type Boston in the textbox Departure airport. Should we stop planning?\n"
+            "<|assistant|>\nNo, I will keep planning. "
             "Subgoal 2: Click link Boston, MA (BOS)</s>\n") in third
     assert third.endswith("We have already click link Boston, MA (BOS). Should we stop planning?\n<|assistant|>\n")
     assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["extra"]["protocol"] == "step_level"
@@ -134,7 +135,8 @@ def test_gold_steps_score_full_marks_and_the_planner_sees_the_gold_past(serve, t
 
 def test_each_step_is_judged_on_its_own_whatever_came_before(serve, tmp_path):
     grounder = step_grounder({
-        ("Fly to Denver", 1): gold_action("[textbox]  Arrival airport -> TYPE: Denver", 1, value="Dallas"),  # wrong value
+        # right element, wrong value
+        ("Fly to Denver", 1): gold_action("[textbox]  Arrival airport -> TYPE: Denver", 1, value="Dallas"),
         ("Search flights", 1): "R1 = CLICK(Env, QUERY: Cabin class Economy)",  # wrong element
         ("Find economy flights from Boston to Denver", 2): "I would click the suggestion",  # unparsable
     })

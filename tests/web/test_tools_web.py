@@ -21,7 +21,8 @@ PAGE = WebPage([
 
 @pytest.mark.parametrize("text, expected", [
     ("R1 = CLICK(Env, QUERY: Click the submit button)", ("CLICK", "Env", "Click the submit button", None, "R1")),
-    ("R3 = TYPE(R2, QUERY: Type the zip code, TEXT: san diego)", ("TYPE", "R2", "Type the zip code", "san diego", "R3")),
+    ("R3 = TYPE(R2, QUERY: Type the zip code, TEXT: san diego)",
+     ("TYPE", "R2", "Type the zip code", "san diego", "R3")),
     ("SELECT(R6, QUERY:Set the nights,TEXT:  6 nights )", ("SELECT", "R6", "Set the nights", "6 nights", None)),
     # free text: quotes, unbalanced parentheses, commas, '; ' and R-words are data
     ('R2 = CLICK(R1, QUERY: Click the 27" (4K monitor, see R9; then go)',

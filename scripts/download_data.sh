@@ -15,7 +15,9 @@
 #   scripts/download_data.sh --web                 # only Mind2Web and WebShop
 #
 # Every item is reported on one line (fetched, or why it could not be). The exit status is
-# non-zero only when something was asked for and nothing at all could be fetched.
+# non-zero only when something was asked for and nothing at all could be fetched. Offline, it says so
+# within seconds: the hosts are probed first, and an item whose host cannot be reached is not tried
+# (hub items still come from the local Hugging Face cache when they are there).
 set -euo pipefail
 
 usage() {
@@ -98,12 +100,42 @@ warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
 
 
+def reachable(host: str) -> bool:
+    import socket
+    try:
+        with socket.create_connection((host, 443), timeout=4):
+            return True
+    except OSError:
+        return False
+
+
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlparse
+
+HUB_HOST = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+DRIVE_HOST = "drive.google.com"
+hosts = sorted({*([HUB_HOST] if want_hf or want_web else []), *([DRIVE_HOST] if want_drive or want_web else [])})
+with ThreadPoolExecutor(len(hosts) or 1) as pool:  # in parallel: offline costs one timeout, not one per item
+    online = dict(zip(hosts, pool.map(reachable, hosts)))
+if hosts and not any(online.values()):
+    print(f"offline: cannot reach {' or '.join(hosts)}; only what the local Hugging Face cache holds can be copied")
+if not online.get(HUB_HOST, True):  # the hub's client then reads its cache and fails at once, with no retries
+    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
+
+
+def unreachable(host: str) -> str:
+    return f"offline (cannot reach {host})"
+
+
 def short(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0][:200] if text else 'no message'}"
 
 
 def fetch_drive() -> bool:
+    if not online.get(DRIVE_HOST, True):
+        print(f"could not fetch the Google Drive folder: {unreachable(DRIVE_HOST)}")
+        return False
     try:
         import gdown
     except ImportError:
@@ -133,7 +165,8 @@ def fetch_hub(name: str) -> bool:
         rows.to_json(target + ".tmp", lines=True, force_ascii=False)
         os.replace(target + ".tmp", target)
     except Exception as error:  # offline, missing dataset, disk: report this item, keep the others
-        print(f"could not fetch ai2lumos/lumos_{name}: {short(error)}")
+        why = short(error) if online.get(HUB_HOST, True) else f"{unreachable(HUB_HOST)} and not in the local cache"
+        print(f"could not fetch ai2lumos/lumos_{name}: {why}")
         return False
     print(f"fetched ai2lumos/lumos_{name}: {len(rows)} rows -> {target}")
     return True
@@ -146,8 +179,9 @@ def fetch_mind2web() -> list[bool]:
         from huggingface_hub import snapshot_download
         snapshot = snapshot_download(MIND2WEB_REPO, repo_type="dataset")
     except Exception as error:  # offline, gated, disk: report every split and go on
+        why = short(error) if online.get(HUB_HOST, True) else f"{unreachable(HUB_HOST)} and not in the local cache"
         for split in MIND2WEB_SPLITS:
-            print(f"could not fetch Mind2Web {split} ({MIND2WEB_REPO}): {short(error)}")
+            print(f"could not fetch Mind2Web {split} ({MIND2WEB_REPO}): {why}")
         return [False] * len(MIND2WEB_SPLITS)
     unpacked = tempfile.mkdtemp(prefix="mind2web_")
     try:
@@ -180,6 +214,9 @@ def fetch_mind2web() -> list[bool]:
 
 def fetch_webshop(name: str, url: str) -> bool:
     target = os.path.join(out, "eval", "webshop", name)
+    if not online.get(DRIVE_HOST, True):
+        print(f"could not fetch WebShop {name}: {unreachable(DRIVE_HOST)}")
+        return False
     try:
         import gdown
     except ImportError:

@@ -115,6 +115,9 @@ class EvalConfig:
     overwrite: bool = False  # start afresh in a save_dir that holds predictions
     retry_failed: bool = False  # run again the episodes that ended in generation_error
     no_progress: bool = False
+    load_in_8bit: bool = False  # local models: 8-bit weights (bitsandbytes), the original's flag
+    gptq: bool = False  # local models are GPTQ checkpoints, the original's flag
+    base_model: str | None = None  # the original SVAMP flag; never read there, ignored here
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -180,11 +183,18 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
     add("--judge", default=None, help="generator spec of an LLM judge (adds judge_accuracy)")
     add("--scoring", choices=SCORINGS, default="standard",
         help="'original' scores as the released evaluation did (to compare with published numbers)")
+    add("--load_in_8bit", action="store_true", help="load local models with 8-bit weights (bitsandbytes)")
+    add("--gptq", action="store_true", help="local models are GPTQ checkpoints (needs optimum and gptqmodel)")
+    add("--base_model", default=None, help="kept for the original SVAMP command line; ignored: each "
+                                           "checkpoint's config.json names its architecture")
     args = vars(parser.parse_args(argv))
     own = {name: args.pop(name) for name in list(args) if name not in EvalConfig.__dataclass_fields__}
     config = EvalConfig(**args)
     config.extra.update(own)
     _validate(config, benchmark, parser)
+    if config.base_model is not None:
+        print(f"--base_model {config.base_model}: ignored (the original never read it); each checkpoint's "
+              f"config.json names its architecture", file=sys.stderr)
     return config
 
 
@@ -196,6 +206,8 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
         parser.error(f"--scoring original is not available for {benchmark.name}")
     if config.max_num_examples is not None and config.max_num_examples < 1:
         parser.error("--max_num_examples must be at least 1")
+    if config.load_in_8bit and config.gptq:
+        parser.error("give --load_in_8bit or --gptq, not both")
     if config.overwrite and config.retry_failed:
         parser.error("give --overwrite (start afresh) or --retry_failed (keep what succeeded), not both")
     if config.oracle is None:
@@ -341,13 +353,22 @@ def load_generator(spec: str, config: EvalConfig):
 
     scheme = spec.partition(":")[0]
     bos = config.prompt_style == "tulu"  # the released evaluation tokenised its prompts without BOS
+    quantized = {name: True for name in ("load_in_8bit", "gptq") if getattr(config, name)}
+    if quantized and scheme in ("scripted", "openai", "http", "https"):
+        print(f"--{next(iter(quantized))} applies to local models: {spec} is loaded as its server or script "
+              f"decides", file=sys.stderr)
     if scheme == "scripted":
         return get_generator(spec)
     if scheme == "openai":
         return get_generator(spec, progress=False)
     if scheme in ("http", "https"):  # an OpenAI-compatible server (vLLM honours add_special_tokens)
         return get_generator(spec, progress=False, **({} if bos else {"add_special_tokens": False}))
-    return get_generator(spec, batch_size=config.eval_batch_size, add_special_tokens=bos)
+    from lumos.llm.hf_backend import QuantizedLoadError
+
+    try:
+        return get_generator(spec, batch_size=config.eval_batch_size, add_special_tokens=bos, **quantized)
+    except QuantizedLoadError as error:
+        raise EvalSetupError(str(error)) from None
 
 
 # --------------------------------------------------------------------------- running

@@ -5,12 +5,29 @@ Loaded once per run. Prompts are sorted by token length and generated in left-pa
 string (the first newline of the answer by default) or EOS: a finished row is frozen (it only
 receives padding) and the batch ends as soon as every row is done.
 
+Key/value caches across calls (``kv_cache_tokens``, ``lumos.llm.kv_cache``): the agent's conversations
+only grow, so each prompt reuses the keys and values of the longest token-id prefix it shares with a
+conversation generated before, and only the rest is prefilled; the same greedy outputs. A
+conversation idle for two calls (a finished task) is evicted, and at most ``kv_cache_tokens`` tokens
+are kept (least recently used go first; an evicted conversation is prefilled in full again).
+``None``: as many as 2 GiB hold; 0: off (``model.generate`` on whole prompts, as before).
+
 Special tokens: ``add_special_tokens=True`` (default) prepends BOS as training did (tulu
 style); ``False`` tokenises the text exactly as given, as the original evaluation scripts did.
+
+Quantised loading, the original run_eval's ``--load_in_8bit`` and ``--gptq``: ``load_in_8bit`` /
+``load_in_4bit`` quantise the weights with bitsandbytes while loading (its CPU kernels work too,
+slowly; it says so in one line); ``gptq`` loads a GPTQ checkpoint that transformers reads (a
+``quantization_config`` in config.json, as optimum/GPTQModel write it), which needs the optimum
+and gptqmodel packages. What cannot work is one line (:class:`QuantizedLoadError`) before any
+weight is read.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import logging
 import os
 import re
 import socket
@@ -18,10 +35,44 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lumos.llm.base import DEFAULT_STOP, GenerationError, Generator, Usage, truncate_at_stop
+from lumos.llm.kv_cache import PrefixCache, default_max_tokens, greedy_generate, supports_prefix_cache
 
 MODEL_LAYOUT = ("a folder holding config.json, the tokenizer files (tokenizer.json or tokenizer.model, "
                 "tokenizer_config.json) and the weights (*.safetensors or pytorch_model*.bin)")
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+logger = logging.getLogger("lumos.llm.hf")
+
+
+class QuantizedLoadError(ValueError):
+    """A quantised load that cannot work here (a missing package, a checkpoint of another kind); one line."""
+
+
+def check_quantized_load(name_or_path: str | Path, *, load_in_8bit: bool = False, load_in_4bit: bool = False,
+                         gptq: bool = False) -> None:
+    """Refuse, in one line and before the heavy imports, a quantised load that cannot work."""
+    if sum((load_in_8bit, load_in_4bit, gptq)) > 1:
+        raise QuantizedLoadError("choose one of load_in_8bit, load_in_4bit and gptq")
+    if (load_in_8bit or load_in_4bit) and importlib.util.find_spec("bitsandbytes") is None:
+        flag = "--load_in_8bit" if load_in_8bit else "load_in_4bit"
+        raise QuantizedLoadError(f"{flag} needs the bitsandbytes package: pip install bitsandbytes")
+    if not gptq:
+        return
+    folder = Path(str(name_or_path)).expanduser()
+    if folder.is_dir():
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        method = (config.get("quantization_config") or {}).get("quant_method")
+        if method != "gptq":
+            auto_gptq = " (its quantize_config.json is AutoGPTQ's own layout, which transformers does not " \
+                        "read: re-save it with optimum or GPTQModel)" if (folder / "quantize_config.json").is_file() \
+                else ""
+            raise QuantizedLoadError(f"--gptq: {folder} is not a GPTQ checkpoint transformers can load: its "
+                                     f"config.json has no GPTQ quantization_config{auto_gptq}")
+    missing = [name for name in ("optimum", "gptqmodel") if importlib.util.find_spec(name) is None]
+    if missing:
+        raise QuantizedLoadError(f"--gptq: loading GPTQ weights through transformers needs {' and '.join(missing)}: "
+                                 f"pip install {' '.join(missing)}")
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -108,7 +159,7 @@ class HFGenerator(Generator):
     thread_safe = False
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_special_tokens: bool = True,
-                 max_padding: float = 0.2):
+                 max_padding: float = 0.2, kv_cache_tokens: int | None = None):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         if not 0.0 <= max_padding <= 1.0:
@@ -125,15 +176,26 @@ class HFGenerator(Generator):
                                   if t is not None), None)
         if self.pad_token_id is None:
             raise ValueError("the tokenizer has no pad, eos or unk token to pad batches with")
+        if kv_cache_tokens is not None and kv_cache_tokens < 0:
+            raise ValueError(f"kv_cache_tokens must be at least 0, got {kv_cache_tokens}")
+        self.kv_cache: PrefixCache | None = None
+        if kv_cache_tokens != 0 and supports_prefix_cache(self.model):
+            self.kv_cache = PrefixCache(default_max_tokens(self.model) if kv_cache_tokens is None else kv_cache_tokens)
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path, *, device: str | None = None, dtype: str | None = None,
-                        batch_size: int = 16, add_special_tokens: bool = True,
-                        max_padding: float = 0.2) -> "HFGenerator":
-        """Load once: bf16 on GPU, float32 on CPU unless ``dtype`` ("bfloat16", "float16", "float32") says otherwise."""
+                        batch_size: int = 16, add_special_tokens: bool = True, max_padding: float = 0.2,
+                        load_in_8bit: bool = False, load_in_4bit: bool = False, gptq: bool = False,
+                        kv_cache_tokens: int | None = None) -> "HFGenerator":
+        """Load once: bf16 on GPU, float32 on CPU unless ``dtype`` ("bfloat16", "float16", "float32") says otherwise.
+
+        ``load_in_8bit`` / ``load_in_4bit`` (bitsandbytes; NF4 for 4-bit) and ``gptq`` as in the module
+        docstring; a quantised model is placed on ``device`` while loading.
+        """
         if dtype not in (None, "bfloat16", "float16", "float32"):
             raise ValueError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
         check_model_source(name_or_path)  # before the heavy imports: a wrong path fails in a second
+        check_quantized_load(name_or_path, load_in_8bit=load_in_8bit, load_in_4bit=load_in_4bit, gptq=gptq)
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -145,9 +207,21 @@ class HFGenerator(Generator):
         else:
             raise ValueError(f"dtype must be bfloat16, float16 or float32, got {dtype!r}")
         tokenizer = AutoTokenizer.from_pretrained(str(name_or_path))
-        model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=torch_dtype).to(device)
+        if load_in_8bit or load_in_4bit or gptq:
+            options: dict[str, Any] = {"dtype": torch_dtype, "device_map": {"": device}}
+            if load_in_8bit or load_in_4bit:
+                from transformers import BitsAndBytesConfig
+
+                options["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True) if load_in_8bit else \
+                    BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch_dtype)
+                if torch.device(device).type == "cpu":
+                    logger.warning("%s-bit weights on the CPU: bitsandbytes' CPU kernels work but are slow; they "
+                                   "are meant for a CUDA GPU", 8 if load_in_8bit else 4)
+            model = AutoModelForCausalLM.from_pretrained(str(name_or_path), **options)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(name_or_path), dtype=torch_dtype).to(device)
         return cls(model, tokenizer, batch_size=batch_size, add_special_tokens=add_special_tokens,
-                   max_padding=max_padding)
+                   max_padding=max_padding, kv_cache_tokens=kv_cache_tokens)
 
     @property
     def eos(self) -> str:
@@ -158,13 +232,19 @@ class HFGenerator(Generator):
                      max_new_tokens: int = 256) -> list[str | GenerationError]:
         """Greedy continuations; ``stop=None`` stops each row at its first newline, ``[]`` only at EOS."""
         stop = list(DEFAULT_STOP) if stop is None else list(stop)
-        encoded = self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
+        encoded = self.encode(prompts)
+        if self.kv_cache is not None:
+            return self._generate_reusing(encoded, stop, max_new_tokens)
         results: list[str | GenerationError] = [""] * len(prompts)
         for rows in self._sub_batches([len(ids) for ids in encoded]):
             texts = self._generate_batch([encoded[i] for i in rows], stop, max_new_tokens)
             for i, text in zip(rows, texts):
                 results[i] = text
         return results
+
+    def encode(self, prompts: Sequence[str]) -> list[list[int]]:
+        """The token ids each prompt is generated from (BOS first only with ``add_special_tokens``)."""
+        return self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
 
     def _sub_batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Prompt indices, longest first, in sub-batches of at most ``batch_size`` similar lengths."""
@@ -177,6 +257,27 @@ class HFGenerator(Generator):
             else:
                 current.append(index)
         return batches
+
+    def _generate_reusing(self, encoded: list[list[int]], stop: list[str], max_new_tokens: int) -> list[str]:
+        """``try_generate`` with the prefix cache: sub-batches by the number of tokens still to prefill."""
+        cache = self.kv_cache
+        reused = [cache.lookup(ids) for ids in encoded]
+        results = [""] * len(encoded)
+        try:
+            for rows in self._sub_batches([len(ids) - n for ids, (_, n) in zip(encoded, reused)]):
+                texts, stats = greedy_generate(self.model, self.tokenizer, [encoded[i] for i in rows],
+                                               [reused[i] for i in rows], stop, max_new_tokens,
+                                               pad_token_id=self.pad_token_id,
+                                               eos_token_id=self.tokenizer.eos_token_id, store=cache)
+                for i, text in zip(rows, texts):
+                    results[i] = text
+                self.usage.requests += len(rows)
+                self.usage.prompt_tokens += stats.prefilled + stats.reused
+                self.usage.cached_prompt_tokens += stats.reused
+                self.usage.completion_tokens += stats.generated
+        finally:
+            cache.end_call()
+        return results
 
     def _generate_batch(self, sequences: list[list[int]], stop: list[str], max_new_tokens: int) -> list[str]:
         import torch

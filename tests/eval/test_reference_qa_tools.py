@@ -221,3 +221,49 @@ def test_a_grounding_turn_keeps_the_answer_as_qa_gave_it(corpus, tmp_path):
     assert grounder.calls[1].endswith("The execution result for Subgoal 1 is American \n\n<|assistant|>\n")
     assert "The executed result for Subgoal 1 is Question: Nationality?; Answer: American. Should we stop" \
         in planner.calls[1]
+
+
+def test_wikipedia_lookup_is_an_article_or_search_titles_on_a_loopback_api():
+    """WikipediaAPI.lookup against a MediaWiki-shaped server on 127.0.0.1: the article when the title exists,
+    else the first five search titles (what the original's index.php?search= page served)."""
+    import threading
+    import urllib.parse
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from lumos.tools.retrieval import WikipediaAPI
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server hook name
+            query = dict(urllib.parse.parse_qsl(urllib.parse.urlparse(self.path).query))
+            if query.get("list") == "search":
+                body = {"query": {"search": [{"title": f"Kiss and Tell {i}"} for i in range(int(query["srlimit"]))]}}
+            elif query.get("titles") == "Ed Wood":
+                page = {"title": "Ed Wood"}
+                if query.get("prop") == "extracts":
+                    page["extract"] = "Edward Davis Wood Jr. was an American filmmaker.\n== Career ==\nHe made films."
+                body = {"query": {"pages": [page]}}
+            else:
+                body = {"query": {"pages": [{"title": query.get("titles"), "missing": True}]}}
+            data = json.dumps(body).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = WikipediaAPI(endpoint=f"http://127.0.0.1:{server.server_address[1]}/w/api.php")
+        page = api.lookup("Ed Wood")
+        assert page.title == "Ed Wood" and page.paragraphs == ("Edward Davis Wood Jr. was an American filmmaker.",
+                                                               "He made films.") and not page.candidates
+        listing = api.lookup("Kiss and Tell")
+        assert listing.title is None and listing.candidates == tuple(f"Kiss and Tell {i}" for i in range(5))
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train_files", nargs="+", required=True, help="training JSONL files (FORMAT.md §3)")
+    parser.add_argument("--train_files", nargs="+", required=True, help="training JSONL files (docs/FORMAT.md §2)")
     parser.add_argument("--steps", type=int, default=12, help="timed optimizer steps per mode")
     parser.add_argument("--warmup_steps", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=8, help="rows per step (examples, or packed rows)")

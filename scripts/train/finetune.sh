@@ -15,7 +15,9 @@
 #   NUM_GPUS     default: detected with nvidia-smi (0: train on the CPU, one process, no DeepSpeed)
 #   TOTAL_BATCH_SIZE, BATCH_SIZE_PER_DEVICE   gradient accumulation = TOTAL / (PER_DEVICE x devices)
 #   LR, EPOCHS, MAX_LEN, WARMUP, SCHEDULER, CHECKPOINT_STEPS, PACKING=1 (pack examples), OFFLOAD=1 (ZeRO-3
-#   with CPU offload), EXTRA_ARGS (appended to train/finetune.py's flags; later flags win)
+#   with CPU offload), DEEPSPEED=0 (plain data parallel on the GPUs: what --use_qlora and
+#   --use_8bit_optimizer need), EXTRA_ARGS (appended to train/finetune.py's flags; later flags win), e.g.
+#   DEEPSPEED=0 EXTRA_ARGS="--use_lora --use_qlora --use_8bit_optimizer --clip_grad_norm 1.0" ./train.sh plan iterative
 #
 # Defaults: with a real base model (GPUs) as the original: total batch 128 (1 per GPU), lr 2e-5, linear
 # schedule, warmup 0.03, 2 epochs, max length 1024, DeepSpeed ZeRO-3, bf16.
@@ -131,7 +133,14 @@ ARGS=(
 
 echo "train: $MODULE/$FORMULATION on $TRAIN_FILE from $MODEL -> $OUTPUT_DIR" \
      "($DEVICES x $BATCH_SIZE_PER_DEVICE x $ACCUMULATION accumulation, lr $LR)" >&2
-if [[ "$NUM_GPUS" -gt 0 ]]; then
+if [[ "$NUM_GPUS" -gt 0 && "${DEEPSPEED:-1}" == 0 ]]; then
+    python3 -c "import flash_attn" >/dev/null 2>&1 && ARGS+=(--use_flash_attn)
+    [[ "$MODEL" != tiny ]] && ARGS+=(--tokenizer_name "$MODEL" --preprocessing_num_workers 16)
+    MULTI=(); [[ "$NUM_GPUS" -gt 1 ]] && MULTI=(--multi_gpu)
+    # shellcheck disable=SC2086
+    exec accelerate launch --mixed_precision bf16 --num_machines 1 --num_processes "$NUM_GPUS" "${MULTI[@]}" \
+        train/finetune.py "${ARGS[@]}" ${EXTRA_ARGS:-}
+elif [[ "$NUM_GPUS" -gt 0 ]]; then
     DS_CONFIG=train/ds_configs/stage3_no_offloading_accelerate.conf
     [[ "${OFFLOAD:-0}" == 1 ]] && DS_CONFIG=train/ds_configs/stage3_offloading_accelerate.conf
     python3 -c "import flash_attn" >/dev/null 2>&1 && ARGS+=(--use_flash_attn)

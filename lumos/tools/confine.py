@@ -58,6 +58,23 @@ def _lower(limit: int, soft: int, hard: int | None = None) -> None:
         pass  # e.g. RLIMIT_NPROC below the current count on some systems; the others still hold
 
 
+# os functions that change the system without raising an audit event: replaced by refusals.
+_UNAUDITED = ("mkfifo", "mknod", "setxattr", "removexattr", "setpriority", "sched_setaffinity", "sched_setscheduler",
+              "sched_setparam", "pidfd_open", "setsid", "setpgid", "setpgrp", "register_at_fork")
+
+
+def _disable_unaudited_calls() -> None:
+    import posix
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError("sandbox: this call is not allowed")
+
+    for name in _UNAUDITED:
+        for module in (os, posix):
+            if hasattr(module, name):
+                setattr(module, name, refuse)
+
+
 class Gate:
     """Lets trusted code of the confined process do one gated event (e.g. lower its own rlimit)."""
 
@@ -72,9 +89,12 @@ class Gate:
             self.open_for = None
 
 
-def install_guard(writable_dir: str | None) -> Gate:
+def install_guard(writable_dir: str | None, *, forget_denied_modules: bool = False) -> Gate:
     """Refuse network, processes, ctypes and writes outside ``writable_dir`` (None: no writes at all).
 
+    ``forget_denied_modules``: drop every denied module already imported (``_signal`` is, at
+    start-up) from ``sys.modules``, so that importing it again is refused too, and replace the
+    ``os`` calls that raise no audit event (``mkfifo``, ``setxattr``, ...) by refusals.
     Returns the :class:`Gate` through which trusted code may still do a refused event. The deny
     lists are copied into the hook when it is installed, so changing this module's globals later
     changes nothing; the ways to reach the hook's own objects (``gc``, frames, tracing) are refused.
@@ -88,9 +108,12 @@ def install_guard(writable_dir: str | None) -> Gate:
     path_events = dict(_PATH_EVENTS)
     write_flags = _WRITE_FLAGS
     realpath, sep, fsdecode = os.path.realpath, os.sep, os.fsdecode
+    forget = denied_modules if forget_denied_modules else {"ctypes", "_ctypes", "_posixsubprocess"}
     for name in list(sys.modules):
-        if name.split(".")[0] in {"ctypes", "_ctypes", "_posixsubprocess"}:
-            del sys.modules[name]
+        if name.split(".")[0] in forget:
+            del sys.modules[name]  # importing it again is an import event, which the hook refuses
+    if forget_denied_modules:
+        _disable_unaudited_calls()
 
     def inside(path: object) -> bool:
         if isinstance(path, int):
@@ -104,6 +127,17 @@ def install_guard(writable_dir: str | None) -> Gate:
         real = realpath(path)
         return real == root or real.startswith(root + sep)
 
+    own_pid = str(os.getpid())
+
+    def other_process(path: object) -> bool:
+        """A path under /proc/<pid> of another process (its environ, mem, cmdline, fds)."""
+        if isinstance(path, bytes):
+            path = fsdecode(path)
+        if not isinstance(path, str) or "proc" not in path:
+            return False
+        parts = realpath(path).split(sep)
+        return len(parts) > 2 and parts[1] == "proc" and parts[2].isdigit() and parts[2] != own_pid
+
     def hook(event: str, args: tuple) -> None:
         if event == gate.open_for:
             return
@@ -113,11 +147,15 @@ def install_guard(writable_dir: str | None) -> Gate:
             raise PermissionError(f"sandbox: importing {args[0]} is not allowed")
         if event == "open" and len(args) >= 3:
             path, mode, flags = args[0], args[1], args[2]
+            if other_process(path):
+                raise PermissionError(f"sandbox: reading {path!r} (another process) is not allowed")
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
                 isinstance(flags, int) and flags & write_flags)
             if writes and not inside(path):
                 raise PermissionError(f"sandbox: writing {path!r} outside the scratch directory is not allowed")
         elif event in path_events:
+            if event == "sqlite3.connect" and args and str(args[0]).startswith("file:"):
+                raise PermissionError("sandbox: sqlite URIs are not allowed")
             for path in args[:path_events[event]]:
                 if not inside(path):
                     raise PermissionError(f"sandbox: {event} on {path!r} outside the scratch directory")

@@ -47,7 +47,7 @@ def main() -> None:
         del sys.modules["confine"]
         globals().pop("confine", None)  # nothing the code can reach keeps the guard's module
         if request.get("guard", True):
-            install(scratch)
+            install(scratch, forget_denied_modules=True)
         del install
         with contextlib.redirect_stdout(captured):
             exec(body, namespace)  # the child exists to run this code, isolated

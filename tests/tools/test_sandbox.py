@@ -128,3 +128,20 @@ def test_output_flood_is_cut_off_and_the_whole_call_is_bounded():
     with pytest.raises(SandboxError, match="output|time limit"):
         run_code("import os\nwhile True:\n    os.write(1, b'x' * 65536)", timeout=1.0)
     assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.parametrize("code", [
+    "import _signal\n_signal.pidfd_send_signal(__import__('os').pidfd_open(1), 0)",
+    "open('/proc/1/environ', 'rb').read()",
+    "import os\nos.mkfifo('{tmp}/fifo')",
+    "import os\nos.setxattr('{tmp}', 'user.x', b'1')",
+    "import sqlite3\nsqlite3.connect('file:{tmp}/db?mode=rwc', uri=True).execute('create table t (x)')",
+])
+def test_without_namespaces_the_guard_still_refuses(monkeypatch, tmp_path, code):
+    from lumos.tools import sandbox
+
+    monkeypatch.setattr(sandbox, "_probe", lambda: ("rlimits", "forced for this test"))
+    monkeypatch.setattr(sandbox, "_warned", {"rlimits"})
+    with pytest.raises(SandboxError, match="not allowed"):
+        run_code(code.format(tmp=tmp_path))
+    assert os.listdir(tmp_path) == []

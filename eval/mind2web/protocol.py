@@ -15,6 +15,8 @@ Every gold step of a task is judged on its own, given the gold past:
    form; the original also puts the last three gold actions there, but they name elements already
    acted on, which a ranker then picks again: with BM25 and the gold element's text as the query,
    the 100 real steps of the step-level file reach 0.79 element accuracy without them, 0.65 with);
+   the first action of the reply is judged and must be in the released grammar, its output page
+   included (further actions are counted in ``extra_actions``);
 4. **scoring** (MindAct): element correct = the chosen element is a gold one; operation F1 =
    token F1 of ``"OP value"``; step success = both; task success = every step of the task succeeded.
 
@@ -32,6 +34,8 @@ allenai/lumos), byte for byte where it is not a bug. Per quirk of the original:
   most): **reproduced**;
 - the planner's stop is never read (one round per gold step, a stop reply is grounded as it is):
   **reproduced** (our default scores a step whose planner stops or says nothing parsable as a miss);
+- every action of a reply is executed and counted against the step's gold (our default judges the
+  first): **reproduced**;
 - actions are read with its own ``find``/``rfind`` arithmetic, so a TYPE without ``, TEXT:`` loses
   its query's last character and gets a nonsense text: **reproduced**, as a record of what the
   released checkpoints were scored on (our default rejects such an action with a typed error);
@@ -42,6 +46,8 @@ allenai/lumos), byte for byte where it is not a bug. Per quirk of the original:
   is recorded with the error and neither executed nor counted (a crash is not a score);
 - the pool (``rank=50``) is the first 50 candidates in positive-then-negative order, ranker scores
   discarded, so the gold element is always in it: **reproduced** (our default: the ranker's top-k);
+- the element is chosen with ``task is: <QUERY>\\nPrevious actions: <last three gold actions>``:
+  **reproduced** (our default leaves the previous actions out, point 3 above);
 - SELECT queries get `` The option contents should be close to '<text>'.`` appended: **reproduced**
   (our default appends the option text to the query);
 - element match compares the chosen candidate's TEXT with the first positive's (a negative with the
@@ -49,7 +55,7 @@ allenai/lumos), byte for byte where it is not a bug. Per quirk of the original:
   executed actions over the whole run, actions with an unknown verb being skipped and uncounted:
   **reproduced** as ``--scoring original`` (``original_step_success``); our default is MindAct's;
 - at commit 146dd9d ``extract_key_info`` lacks its ``global tot_tags, corr_em`` line, so the first
-  correct action raises UnboundLocalError and the run ends with no figure (failure demo
+  executed action raises UnboundLocalError and the run ends with no figure (failure demo
   ``unpatched_globals``): **not reproduced**; we count as the patched original does (the reference);
 - ``extract_key_info(..., rank=1)`` returns the 10th-ranked candidate's text, not the top-1 that is
   scored: **not reproduced**; the returned text is never read by the original (no prompt or score

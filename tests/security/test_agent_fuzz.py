@@ -76,6 +76,8 @@ def _argument(rng: random.Random) -> str:
 
 
 def _action(rng: random.Random) -> str:
+    if rng.random() < 0.5:  # well formed, so that the tools run on fuzzed arguments
+        return f"R{rng.randint(1, 3)} = {rng.choice(MATHS.tool_names)}({_argument(rng)})"
     outputs = rng.choice(["R1", "R2", "R3", "R1, R2", "R0", "R" + "5" * rng.randint(4400, 6000), "", "x", "R-1",
                           "R" + "1" * rng.randint(1, 30)])
     tool = rng.choice([*MATHS.tool_names, "Nope", "", "Calculator(", "R1"])
@@ -124,6 +126,7 @@ def test_ten_thousand_fuzzed_actions_lose_no_batch():
             if episode.status != "finished" and episode.status != "step_limit":
                 assert episode.error, episode.id
             statuses[episode.status] = statuses.get(episode.status, 0) + 1
+    print(f"{actions} fuzzed actions in {BATCHES} batches of {TASKS_PER_BATCH} tasks: {statuses}")
     assert actions >= 10_000, actions
     assert sum(statuses.values()) == BATCHES * TASKS_PER_BATCH
     assert statuses.get("parse_error", 0) > 0 and statuses.get("tool_error", 0) > 0

@@ -65,7 +65,7 @@ fi
 if [[ -f "$TRAIN_FILE" ]]; then
     # the shape of the first records, before accelerate starts: a wrong file is one line, not a traceback
     problem=$(python3 - "$TRAIN_FILE" <<'PY'
-import json, sys
+import itertools, json, sys
 path = sys.argv[1]
 with open(path, encoding="utf-8", errors="replace") as handle:
     head = handle.read(1)
@@ -73,11 +73,8 @@ with open(path, encoding="utf-8", errors="replace") as handle:
         head = handle.read(1)
     handle.seek(0)
     try:
-        records = json.load(handle)[:5] if head == "[" else [json.loads(line) for line in
-                                                              (next(handle) for _ in range(5)) if line.strip()]
-    except StopIteration:  # fewer than five lines
-        handle.seek(0)
-        records = [json.loads(line) for line in handle if line.strip()]
+        lines = (line for line in handle if line.strip())
+        records = json.load(handle)[:5] if head == "[" else [json.loads(line) for line in itertools.islice(lines, 5)]
     except (ValueError, TypeError) as error:
         print(f"it is not JSON lines (or a JSON list): {' '.join(str(error).split())}")
         sys.exit()

@@ -15,6 +15,8 @@ from lumos.format import Action, variables_used
 from lumos.vocabulary import DomainVocabulary
 
 ToolFunction = Callable[[str, Mapping[str, str]], list[str]]
+MAX_ACTION_ARGS = 100_000  # characters of one action's argument text, checked before anything reads it
+_SHOWN = 200  # characters of an argument quoted in an error message
 
 
 class ToolError(Exception):
@@ -68,20 +70,27 @@ class Toolbox:
         if tool is None:
             raise ToolError(f"unknown tool {action.tool!r} in domain {self.domain!r}; "
                             f"available: {', '.join(self.tools)}")
-        undefined = sorted({f"R{n}" for n in self.variables_in(action)} - set(variables), key=lambda v: int(v[1:]))
+        if len(action.args) > MAX_ACTION_ARGS:
+            raise ToolError(f"{action.tool}(...): the argument has {len(action.args)} characters, "
+                            f"more than the limit {MAX_ACTION_ARGS}")
+        try:
+            used = self.variables_in(action)
+        except ValueError as error:  # e.g. R<5000 digits>: more digits than int() reads
+            raise ToolError(f"{action.tool}({_shown(action.args)}): {error}") from None
+        undefined = sorted({f"R{n}" for n in used} - set(variables), key=lambda v: int(v[1:]))
         if undefined:
-            raise ToolError(f"{action.tool}({action.args}): undefined variable(s) {', '.join(undefined)}; "
-                            f"defined: {', '.join(variables) or 'none'}")
+            raise ToolError(f"{action.tool}({_shown(action.args)}): undefined variable(s) "
+                            f"{_shown(', '.join(undefined))}; defined: {', '.join(variables) or 'none'}")
         try:
             values = [str(value).strip() for value in tool(action.args, variables)]
         except ToolError as error:
-            raise ToolError(f"{action.tool}({action.args}): {error}") from error
+            raise ToolError(f"{action.tool}({_shown(action.args)}): {error}") from error
         expected = max(1, len(action.outputs))
         if len(values) != expected:
-            raise ToolError(f"{action.tool}({action.args}) gave {len(values)} value(s) "
+            raise ToolError(f"{action.tool}({_shown(action.args)}) gave {len(values)} value(s) "
                             f"({', '.join(values)}) for {expected} output(s) {', '.join(action.outputs)}")
         if any(not value for value in values):
-            raise ToolError(f"{action.tool}({action.args}) gave an empty value")
+            raise ToolError(f"{action.tool}({_shown(action.args)}) gave an empty value")
         for name, value in zip(action.outputs, values):
             variables[name] = value
         return ", ".join(values)
@@ -96,3 +105,7 @@ class Toolbox:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}... ({len(text)} characters)"

@@ -82,3 +82,12 @@ def test_the_symbolic_worker_gets_a_scrubbed_environment(maths, monkeypatch):
         worker.close()
     assert b"sk-must-not-leak" not in environ and b"OPENAI_API_KEY" not in environ
     assert os.environ["OPENAI_API_KEY"] == "sk-must-not-leak"
+
+
+def test_toolbox_bounds_arguments_and_quotes_them_short(maths):
+    from lumos.format import Action
+
+    with pytest.raises(ToolError, match="more than the limit"):
+        maths.execute(Action(tool="Calculator", args="1+" * 60_000 + "1", outputs=("R1",)), {})
+    with pytest.raises(ToolError, match=r"\.\.\. \(\d+ characters\)"):
+        maths.execute(Action(tool="Calculator", args="R" + "7" * 5000 + " + 1", outputs=("R1",)), {})

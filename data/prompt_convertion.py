@@ -32,6 +32,7 @@ import argparse
 import sys
 
 from lumos.convert.pipeline import BACKENDS, DOMAINS, KEEP, SOURCES, ConversionConfig, Summary, run_conversion
+from lumos.jsonl import StoreLocked
 
 
 def parse_args(argv: list[str] | None = None) -> ConversionConfig:
@@ -115,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         summary = run_conversion(config, converter, verify)
+    except StoreLocked as error:  # another conversion writes this output now
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     finally:
         converter.close()
     for line in summary.lines():

@@ -197,3 +197,35 @@ def test_sigkill_at_several_points_of_an_evaluation_loses_and_duplicates_nothing
     assert len(ids) == len(set(ids)) == total
     assert all(r["status"] == "finished" for r in records)
     assert json.loads((save / "metrics.json").read_text())["num_examples"] == total
+
+
+@pytest.mark.parametrize("cli", ["conversion", "evaluation"])
+def test_a_second_run_on_the_same_output_gets_one_line_naming_the_first(tmp_path, cli):
+    if cli == "conversion":
+        source = tmp_path / "apples.jsonl"
+        source.write_text("".join(line + "\n" for line in _gsm_records(3)), encoding="utf-8")
+        output = tmp_path / "data/train/maths/converted/apples_converted.json"
+        command = [sys.executable, "-m", "data.prompt_convertion", "--domain", "maths", "--data_fn", str(source),
+                   "--convert_all", "--no_progress"]
+    else:
+        data = tmp_path / "gsm"
+        data.mkdir()
+        (data / "test.jsonl").write_text(json.dumps({"question": "What is 1 + 1?", "answer": "...\n#### 2"}) + "\n")
+        rules = tmp_path / "rules.json"
+        rules.write_text(json.dumps({"rules": [[".", "Yes, I will stop planning."]]}))
+        output = tmp_path / "out" / "predictions.jsonl"
+        command = [sys.executable, "-m", "eval.gsm.run_eval", "--data_dir", str(data), "--save_dir",
+                   str(output.parent), "--planner", f"scripted:{rules}", "--grounder", f"scripted:{rules}"]
+    output.parent.mkdir(parents=True, exist_ok=True)
+    holder = subprocess.Popen([sys.executable, "-c", _HOLDER, str(output)], stdout=subprocess.PIPE, text=True,
+                              env=ENV)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        second = subprocess.run(command, cwd=tmp_path if cli == "conversion" else REPO, env=ENV,
+                                capture_output=True, text=True, timeout=300)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert second.returncode == 2, second.stderr
+    lines = second.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"is being written by process {holder.pid}" in lines[0], second.stderr

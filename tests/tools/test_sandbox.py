@@ -1,4 +1,5 @@
 import os
+import shutil
 import socket
 import tempfile
 import time
@@ -145,3 +146,41 @@ def test_without_namespaces_the_guard_still_refuses(monkeypatch, tmp_path, code)
     with pytest.raises(SandboxError, match="not allowed"):
         run_code(code.format(tmp=tmp_path))
     assert os.listdir(tmp_path) == []
+
+
+def _system_python() -> str | None:
+    from lumos.tools.sandbox import _reachable_by_others
+
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3"):
+        if os.path.exists(candidate) and _reachable_by_others(candidate):
+            return os.path.realpath(candidate)
+    return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or _system_python() is None or not shutil.which("unshare")
+                    or not shutil.which("setpriv"), reason="the unprivileged fallback needs root, unshare, setpriv "
+                                                             "and an interpreter any uid can read")
+def test_the_unprivileged_fallback_isolates_without_bubblewrap(monkeypatch, tmp_path):
+    import sys
+
+    from lumos.tools import sandbox
+
+    monkeypatch.setattr(sandbox, "_probe", lambda: ("unprivileged", "forced for this test"))
+    monkeypatch.setattr(sandbox, "_warned", {"unprivileged"})
+    monkeypatch.setattr(sys, "executable", _system_python())
+    victim = tmp_path / "victim.txt"
+    victim.write_text("kept")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fallback-secret")
+    assert run_code("import os\n(os.getuid(), len([p for p in os.listdir('/proc') if p.isdigit()]))",
+                    audit_guard=False).value == "(65534, 1)"  # only itself: PID 1 of its own namespace
+    for attack in (f"open({str(victim)!r}, 'w').write('x')", f"open('/proc/{os.getpid()}/environ').read()",
+                   "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=0.5)",
+                   f"import os\nos.kill({os.getpid()}, 0)"):
+        with pytest.raises(SandboxError):
+            run_code(attack, audit_guard=False)
+    assert victim.read_text() == "kept"
+    assert run_code("open('mine.txt', 'w').write('ok')\nopen('mine.txt').read()").value == "ok"
+    start = time.monotonic()
+    with pytest.raises(SandboxError, match="time limit"):
+        run_code("while True:\n    pass", timeout=0.5, audit_guard=False)
+    assert time.monotonic() - start < 2.0

@@ -12,7 +12,8 @@ file size, core) and the audit-hook guard of ``lumos.tools.confine`` are an extr
 
 Where namespaces are not available this says so once (a :class:`SandboxWarning`) and falls back
 to the strongest thing left: without ``bwrap`` but as root, ``unshare`` (PID, network, IPC) and
-``setpriv`` to an unprivileged uid, when the interpreter is reachable by one; otherwise rlimits
+``setpriv`` to an unprivileged uid, when the interpreter is reachable by one (``unprivileged``),
+else the same namespaces as root without capabilities (``root-namespaces``); otherwise rlimits
 and the guard alone. :func:`isolation` names the level in use.
 
 Every call has one deadline for the whole call (start-up included); what the child writes is
@@ -54,7 +55,7 @@ SCRATCH_MB = 64  # size of the writable tmpfs
 NOBODY = 65534
 _INSIDE = "/sandbox"  # where the child program lives inside the namespace view
 
-Isolation = Literal["namespaces", "unprivileged", "rlimits"]
+Isolation = Literal["namespaces", "unprivileged", "root-namespaces", "rlimits"]
 
 
 class SandboxError(ToolError):
@@ -98,6 +99,8 @@ def run_code(code: str, *, expression: str | None = None, timeout: float = 1.0, 
         elif level == "unprivileged":
             os.chown(scratch_host, NOBODY, NOBODY)
             command = _unshare_command()
+        elif level == "root-namespaces":
+            command = _unshare_command(drop_privileges=False)
         else:
             command = [sys.executable, "-I", _CHILD]
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -172,6 +175,14 @@ def _probe() -> tuple[Isolation, str]:
                 reasons.append(f"unshare failed: {error}")
         else:
             reasons.append("the Python interpreter is not readable by an unprivileged uid")
+            try:
+                probe = subprocess.run(_unshare_command(program=["true"], drop_privileges=False), capture_output=True,
+                                       timeout=30, env={"PATH": os.defpath})
+                if probe.returncode == 0:
+                    return "root-namespaces", "; ".join(reasons)
+                reasons.append(f"unshare failed: {probe.stderr.decode(errors='replace').strip()[:300]}")
+            except (OSError, subprocess.SubprocessError) as error:
+                reasons.append(f"unshare failed: {error}")
     return "rlimits", "; ".join(reasons)
 
 
@@ -182,8 +193,10 @@ def _warn_once(level: Isolation, reason: str) -> None:
     if level in _warned:
         return
     _warned.add(level)
-    what = ("PID and network namespaces and an unprivileged uid, but the filesystem is not read-only"
-            if level == "unprivileged" else "rlimits and an in-process guard only (no operating-system isolation)")
+    what = {"unprivileged": "PID and network namespaces and an unprivileged uid, but the filesystem is not read-only",
+            "root-namespaces": "PID and network namespaces without capabilities, but as root on a writable filesystem "
+                               "(files outside the scratch directory are guarded in-process only)",
+            }.get(level, "rlimits and an in-process guard only (no operating-system isolation)")
     warnings.warn(f"the Code sandbox runs with {what}: {reason}. Install bubblewrap (apt-get install bubblewrap) "
                   "on a kernel that allows user namespaces for full isolation.", SandboxWarning, stacklevel=3)
 
@@ -214,10 +227,10 @@ def _bwrap_command(scratch: str, filter_fd: int | None, program: list[str] | Non
     return command + (program or [os.path.realpath(sys.executable), "-I", f"{_INSIDE}/sandbox_child.py"])
 
 
-def _unshare_command(program: list[str] | None = None) -> list[str]:
+def _unshare_command(program: list[str] | None = None, *, drop_privileges: bool = True) -> list[str]:
+    identity = [f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] if drop_privileges else []
     return (["unshare", "--pid", "--net", "--ipc", "--uts", "--mount", "--fork", "--kill-child", "--mount-proc",
-             "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--no-new-privs",
-             "--inh-caps=-all", "--bounding-set=-all"]
+             "setpriv", *identity, "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
             + (program or [sys.executable, "-I", _CHILD]))
 
 

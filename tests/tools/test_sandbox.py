@@ -184,3 +184,19 @@ def test_the_unprivileged_fallback_isolates_without_bubblewrap(monkeypatch, tmp_
     with pytest.raises(SandboxError, match="time limit"):
         run_code("while True:\n    pass", timeout=0.5, audit_guard=False)
     assert time.monotonic() - start < 2.0
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("setpriv"),
+                    reason="the root-namespaces fallback needs root, unshare and setpriv")
+def test_the_root_namespaces_fallback_keeps_network_and_processes_out_of_reach(monkeypatch):
+    from lumos.tools import sandbox
+
+    monkeypatch.setattr(sandbox, "_probe", lambda: ("root-namespaces", "forced for this test"))
+    monkeypatch.setattr(sandbox, "_warned", {"root-namespaces"})
+    assert run_code("import os\nlen([p for p in os.listdir('/proc') if p.isdigit()])", audit_guard=False).value == "1"
+    for attack in (f"open('/proc/{os.getpid()}/environ').read()", f"import os\nos.kill({os.getpid()}, 0)",
+                   "import socket\nsocket.create_connection(('127.0.0.1', 22), timeout=0.5)"):
+        with pytest.raises(SandboxError):
+            run_code(attack, audit_guard=False)
+    with pytest.raises(SandboxError, match="not allowed"):
+        run_code("open('/etc/lumos-escape', 'w')")  # the guard is what holds files here

@@ -101,11 +101,18 @@ logging.disable(logging.WARNING)
 
 
 def reachable(host: str) -> bool:
+    """A TCP connection to the host, or to the HTTPS proxy that would carry the request, opens."""
     import socket
+    import urllib.request
+    address = (host, 443)
+    proxy = urllib.request.getproxies().get("https")
+    if proxy and not urllib.request.proxy_bypass(host):
+        parsed = urlparse(proxy if "://" in proxy else "http://" + proxy)
+        address = (parsed.hostname or "", parsed.port or 80)
     try:
-        with socket.create_connection((host, 443), timeout=4):
+        with socket.create_connection(address, timeout=4):
             return True
-    except OSError:
+    except (OSError, ValueError):
         return False
 
 

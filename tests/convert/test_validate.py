@@ -106,10 +106,12 @@ def test_download_script_fails_cleanly_offline(repo_root, tmp_path):
     lines = run.stdout.strip().splitlines()
     assert run.returncode == 1, run.stdout + run.stderr
     assert "Traceback" not in run.stdout + run.stderr
-    assert lines[0].startswith("could not fetch the Google Drive folder: ")
-    assert lines[1].startswith("could not fetch ai2lumos/lumos_complex_qa_plan_iterative: ")
-    assert lines[2].startswith("could not fetch ai2lumos/lumos_web_agent_ground_iterative: ")
-    assert lines[3] == "0 of 3 items fetched"
+    # the hosts are probed first (through the proxy when one is set): offline is said at once, then each item
+    assert lines[0].startswith("offline: cannot reach drive.google.com or huggingface.co")
+    assert lines[1] == "could not fetch the Google Drive folder: offline (cannot reach drive.google.com)"
+    assert lines[2].startswith("could not fetch ai2lumos/lumos_complex_qa_plan_iterative: offline")
+    assert lines[3].startswith("could not fetch ai2lumos/lumos_web_agent_ground_iterative: offline")
+    assert lines[4] == "0 of 3 items fetched"
     assert not (tmp_path / "data" / "train").exists()
 
 

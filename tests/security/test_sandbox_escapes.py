@@ -213,10 +213,6 @@ def _accepted(servers) -> int:
     return count
 
 
-def _guard_modes() -> list[bool]:
-    return [True, False] if isolation() == "namespaces" else [True]
-
-
 def _escape_attempts():
     for name in ATTEMPTS:
         for guard in (True, False):

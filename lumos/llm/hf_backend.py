@@ -80,11 +80,18 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = re.sub(r"^\w+://", "", endpoint).split("/")[0]
-    name, _, port = host.partition(":")
+    """A TCP connection to the hub (``HF_ENDPOINT``), or to the HTTPS proxy that would carry it, opens."""
+    import urllib.request
+    from urllib.parse import urlparse
+
+    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    address = (endpoint.hostname or "", endpoint.port or (80 if endpoint.scheme == "http" else 443))
+    proxy = urllib.request.getproxies().get(endpoint.scheme or "https")
+    if proxy and not urllib.request.proxy_bypass(address[0]):
+        parsed = urlparse(proxy if "://" in proxy else "http://" + proxy)
+        address = (parsed.hostname or "", parsed.port or 80)
     try:
-        with socket.create_connection((name, int(port or 443)), timeout=timeout_s):
+        with socket.create_connection(address, timeout=timeout_s):
             return True
     except (OSError, ValueError):
         return False

@@ -131,6 +131,17 @@ def test_webshop_files_of_the_wrong_shape(work):
     assert not (work / "out").exists()
 
 
+def test_webshop_replay_inputs(work):
+    done = run([sys.executable, "-m", "eval.webshop.run_eval", "--formulation", "replay", "--actions_file",
+                "actions.jsonl", "--save_dir", "out"], work)
+    assert_one_line_error(done, "actions.jsonl")
+    (work / "actions.jsonl").write_text(json.dumps({"goal": 0}) + "\n")
+    done = run([sys.executable, "-m", "eval.webshop.run_eval", "--formulation", "replay", "--actions_file",
+                "actions.jsonl", "--save_dir", "out"], work)
+    assert_one_line_error(done, "actions.jsonl:1", "'goal_index'")
+    assert not (work / "out").exists()
+
+
 # --------------------------------------------------------------------------- the server
 
 

@@ -124,15 +124,22 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None
     args = parse_args(argv)
-    env = WebShopTextEnv(load_catalogue(args.data_dir))
+    scripted = {}
+    try:  # the inputs, before anything is written
+        env = WebShopTextEnv(load_catalogue(args.data_dir))
+        for record in read_records(args.actions_file):
+            if isinstance(record, BadRecord):
+                raise ValueError(f"bad actions record: {record}")
+            if not isinstance(record.data.get("actions"), list) or "goal_index" not in record.data:
+                raise ValueError(f"{record.path}:{record.line_no}: an actions record needs 'goal_index' and an "
+                                 f"'actions' list")
+            scripted[int(record.data["goal_index"])] = record.data["actions"]
+    except (OSError, ValueError) as error:
+        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        raise SystemExit(2) from None
     count = len(env.goals) if args.max_num_examples is None else min(args.max_num_examples, len(env.goals))
     save_dir = Path(args.save_dir)
     write_run_info(save_dir, vars(args), packages=("bm25s", "rapidfuzz", "torch", "transformers"))
-    scripted = {}
-    for record in read_records(args.actions_file):
-        if isinstance(record, BadRecord):
-            raise SystemExit(f"bad actions record: {record}")
-        scripted[int(record.data["goal_index"])] = record.data["actions"]
     with JsonlStore(save_dir / "predictions.jsonl") as store:
         for goal_index in range(count):
             if f"webshop_{goal_index}" in store:

@@ -142,6 +142,19 @@ def test_webshop_replay_inputs(work):
     assert not (work / "out").exists()
 
 
+def test_webshop_replay_resume_is_keyed_by_settings(work):
+    replay = [sys.executable, "-m", "eval.webshop.run_eval", "--formulation", "replay", "--save_dir", "out",
+              "--max_num_examples", "2", "--actions_file"]
+    (work / "a.jsonl").write_text(json.dumps({"goal_index": 0, "actions": ["search[red]"]}) + "\n")
+    (work / "b.jsonl").write_text(json.dumps({"goal_index": 0, "actions": ["search[blue]"]}) + "\n")
+    assert run([*replay, "a.jsonl"], work).returncode == 0
+    before = (work / "out" / "predictions.jsonl").read_text()
+    assert run([*replay, "a.jsonl"], work).returncode == 0  # the same settings resume
+    assert_one_line_error(run([*replay, "b.jsonl"], work), "other settings: actions_file was", "--overwrite")
+    assert (work / "out" / "predictions.jsonl").read_text() == before
+    assert run([*replay, "b.jsonl", "--overwrite"], work).returncode == 0
+
+
 # --------------------------------------------------------------------------- the server
 
 

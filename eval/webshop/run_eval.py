@@ -34,7 +34,7 @@ from pathlib import Path
 
 from eval.webshop.adapter import DEFAULT_MAX_STEPS, metrics, replay
 from eval.webshop.benchmark import FEEDBACKS
-from eval.runner import EvalSetupError
+from eval.runner import EvalSetupError, check_save_dir, fingerprint
 from eval.webshop.original import FEATURE_RANKER
 from lumos.jsonl import JsonlStore, read_records, write_run_info, BadRecord
 from lumos.webshop.catalogue import GOAL_KINDS, SAMPLE_DIR, load_catalogue
@@ -55,6 +55,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--gptq", action="store_true")
     parser.add_argument("--max_steps", type=int, default=DEFAULT_MAX_STEPS)
     parser.add_argument("--actions_file", type=str, default=None, help="scripted actions for --formulation replay")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in a --save_dir that holds predictions")
+    parser.add_argument("--no_progress", action="store_true", help="(replay prints no progress)")
     args = parser.parse_args(argv)
     if args.formulation == "replay" and not args.actions_file:
         parser.error("--formulation replay needs --actions_file")
@@ -134,12 +136,20 @@ def main(argv: list[str] | None = None) -> dict:
                 raise ValueError(f"{record.path}:{record.line_no}: an actions record needs 'goal_index' and an "
                                  f"'actions' list")
             scripted[int(record.data["goal_index"])] = record.data["actions"]
+        # resuming is keyed by what the episodes depend on (as the runner's): refused under other settings
+        settings = {"benchmark": "webshop", "formulation": "replay", "max_steps": args.max_steps,
+                    "data": fingerprint(args.data_dir or SAMPLE_DIR), "actions_file": fingerprint(args.actions_file)}
+        check_save_dir(args, settings)
     except (OSError, ValueError) as error:
         print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
         raise SystemExit(2) from None
     count = len(env.goals) if args.max_num_examples is None else min(args.max_num_examples, len(env.goals))
     save_dir = Path(args.save_dir)
-    write_run_info(save_dir, vars(args), packages=("bm25s", "rapidfuzz", "torch", "transformers"))
+    if args.overwrite:
+        for name in ("predictions.jsonl", "metrics.json"):
+            (save_dir / name).unlink(missing_ok=True)
+    write_run_info(save_dir, {**vars(args), "settings": settings},
+                   packages=("bm25s", "rapidfuzz", "torch", "transformers"))
     with JsonlStore(save_dir / "predictions.jsonl") as store:
         for goal_index in range(count):
             if f"webshop_{goal_index}" in store:

@@ -41,8 +41,9 @@ from lumos.convert.annotation import (
 from lumos.format import FormatError, parse_plan
 from lumos.jsonl import BadRecord, read_records, write_jsonl
 from lumos.prompts import cot_messages, direct_messages
-from lumos.vocabulary import DOMAIN_NAMES
+from lumos.domains import domain as lumos_domain, domain_names
 
+DOMAIN_NAMES = domain_names(training=True)
 FORMULATIONS = ("lumos_iterative", "lumos_onetime", "cot", "direct")
 COMPAT = ("none", "exact")
 PRM_LIMIT = 10000  # the original uses the first 10,000 records of each PRM800K file
@@ -137,7 +138,7 @@ def format_problem(domain: str, subgoal_plan: str) -> str | None:
     Such records still give training text (read leniently, as the released files were made), so
     they are counted and named, not skipped.
     """
-    if domain == "maths":
+    if lumos_domain(domain).validator is None:  # verified by execution: the format is what can be checked here
         try:
             parse_plan(subgoal_plan)
         except FormatError as error:
@@ -230,22 +231,28 @@ def _qa_cot_example(data: dict[str, Any], formulation: str) -> tuple[str, str]:
     return task, plan.split(COT_MARKER)[0].strip() + " " + answer_part
 
 
+# How a domain's raw records give a question and a target (``Domain.raw_records``).
+_RAW_EXAMPLES = {"maths_solutions": _maths_example, "question_answer": _qa_direct_example}
+
+
 def build_baseline(data_dir: Path, domain: str, formulation: str, compat: str = "none") -> dict[str, Counter]:
     """``cot`` / ``direct`` conversations: the bare question, then a solution or the answer."""
-    if domain == "web_agent":
-        raise SystemExit(f"error: --formulation {formulation} exists for maths and complex_qa only")
-    if domain == "complex_qa" and formulation == "cot":
+    spec = lumos_domain(domain)
+    if formulation not in spec.baselines:
+        having = domain_names(where=lambda d: formulation in d.baselines)
+        raise SystemExit(f"error: --formulation {formulation} exists for {' and '.join(having)} only")
+    if formulation == "cot" and spec.cot_from == "converted":
         paths, example = converted_files(data_dir, domain), _qa_cot_example
     else:
         paths = raw_files(data_dir, domain, formulation)
-        example = _maths_example if domain == "maths" else _qa_direct_example
+        example = _RAW_EXAMPLES[spec.raw_records]
     output = Output(data_dir / domain / "train_annots" / f"{domain}_{formulation}.jsonl", compat == "exact")
     prm_seen: Counter = Counter()
     for record in read_inputs(paths):
         if record.problem:
             output.skip(record, "bad_input", record.problem)
             continue
-        if domain == "maths" and isinstance(record.data.get("question"), dict):
+        if example is _maths_example and isinstance(record.data.get("question"), dict):
             file = record.source.rsplit(":", 1)[0]
             prm_seen[file] += 1
             if prm_seen[file] > PRM_LIMIT:

@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from lumos.domains import domain as lumos_domain
 from lumos.jsonl import JsonlStore, StoreLocked, write_run_info
 
 FORMULATIONS = ("lumos_iterative", "lumos_onetime", "cot", "direct")
@@ -216,7 +217,7 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
                 parser.error("give --model_name_or_path (a folder of modules) or both --planner and --grounder")
         elif config.model_name_or_path is None and config.planner is None:
             parser.error(f"--formulation {config.formulation} needs --model_name_or_path (the model)")
-    if benchmark.domain == "complex_qa" and (config.oracle or config.formulation.startswith("lumos_")):
+    if lumos_domain(benchmark.domain).needs_knowledge and (config.oracle or config.formulation.startswith("lumos_")):
         if config.corpus is None and not config.wikipedia:
             parser.error("complex QA tools need a knowledge source: --corpus FILE or --wikipedia")
         if config.corpus is not None and config.wikipedia:
@@ -398,18 +399,13 @@ class _Modules:
 
     def make_toolbox(self):
         if self.toolbox is None:
-            if self.benchmark.domain == "maths":
-                from lumos.tools.maths import maths_toolbox
-
-                self.toolbox = maths_toolbox()
-            elif self.benchmark.domain == "complex_qa":
-                from lumos.tools.qa import qa_toolbox
-
+            spec = lumos_domain(self.benchmark.domain)
+            options = {}
+            if spec.needs_knowledge:
                 qa = self.generator(self.config.qa_model) if self.config.qa_model else None
-                self.toolbox = qa_toolbox(self.config.corpus, qa, wikipedia=self.config.wikipedia,
-                                          retriever_model=self.config.retriever_model)
-            else:
-                raise ValueError(f"domain {self.benchmark.domain!r} has no toolbox in this runner")
+                options = {"corpus": self.config.corpus, "qa_generator": qa, "wikipedia": self.config.wikipedia,
+                           "retriever_model": self.config.retriever_model}
+            self.toolbox = spec.make_toolbox(**options)
         return self.toolbox
 
     def example_toolbox(self, example: Example):

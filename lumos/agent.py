@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Literal, Sequence
 
 from lumos import prompts
+from lumos.domains import domain as lumos_domain
 from lumos.episode import Episode, ExitStatus, Step
 from lumos.format import FormatError, Plan, number_outputs, render_actions
 from lumos.llm.base import GenerationError, Generator
@@ -93,7 +94,7 @@ class Agent:
         self.domain = domain
         self.formulation = formulation
         self.max_steps = max_steps
-        self.feedback = feedback or (completion_feedback if domain == "web_agent" else result_feedback)
+        self.feedback = feedback or lumos_domain(domain).plan_feedback
         self.protocol = protocol or protocol_for(prompt_style, domain=domain, formulation=formulation)
         self.prompt_style = self.protocol.prompt_style
         self.planner_eos = planner_eos or generator_eos(planner)

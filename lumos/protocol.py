@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from lumos import prompts
+from lumos.domains import domain as lumos_domain
 from lumos.episode import Episode, Step, ToolCall
 from lumos.format import Action, FormatError, number_action_outputs, parse_actions, render_actions
 from lumos.tools.base import Toolbox, ToolError
@@ -91,8 +92,8 @@ class Protocol:
     # ------------------------------------------------------------------ grounding
 
     def ground_with_results(self, domain: str) -> bool:
-        """Complex QA grounding turns carry earlier results (as training did); maths turns do not."""
-        return domain == "complex_qa"
+        """Whether later grounding turns carry earlier results (the domain's, as training did: complex QA)."""
+        return lumos_domain(domain).grounding_sees_results
 
     def ground_turn(self, domain: str, task: str, index: int, turn: PlanTurn, earlier: Sequence[Step]) -> str:
         """The user turn asking to ground subgoal ``index`` (``earlier``: the steps before it)."""
@@ -370,11 +371,9 @@ def run_call(call: ToolCall, toolbox: Toolbox, variables: dict[str, str], *, too
     call.seconds = time.perf_counter() - started
 
 
-# The released evaluation's protocol per domain, for callers that name only a prompt style
-# (benchmarks declare theirs: ``Benchmark.original_protocol``).
-ORIGINAL_PROTOCOLS: dict[str, Callable[[int | None, str], OriginalProtocol]] = {
-    "maths": lambda rounds, formulation: OriginalMathsProtocol(rounds, onetime=formulation == "onetime"),
-}
+def original_maths_protocol(rounds: int | None, formulation: str) -> OriginalMathsProtocol:
+    """The maths domain's released protocol (``lumos.domains``; benchmarks may declare their own)."""
+    return OriginalMathsProtocol(rounds, onetime=formulation == "onetime")
 
 
 def protocol_for(style: str, *, rounds: int | None = None, domain: str = "maths",
@@ -383,6 +382,5 @@ def protocol_for(style: str, *, rounds: int | None = None, domain: str = "maths"
     if style == "tulu":
         return Protocol()
     if style == "original":
-        factory = ORIGINAL_PROTOCOLS.get(domain)
-        return factory(rounds, formulation) if factory else OriginalProtocol(rounds)
+        return lumos_domain(domain).make_original_protocol(rounds, formulation)
     raise ValueError(f"unknown prompt style {style!r}; choose 'tulu' or 'original'")

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DOMAIN_NAMES = ("maths", "complex_qa", "web_agent")
-
 
 @dataclass(frozen=True)
 class ActionSpec:
@@ -99,11 +97,10 @@ WEB_AGENT = DomainVocabulary(
     list_with_and=False,
 )
 
-VOCABULARIES = {vocab.name: vocab for vocab in (MATHS, COMPLEX_QA, WEB_AGENT)}
 
 
 def vocabulary(domain: str) -> DomainVocabulary:
-    try:
-        return VOCABULARIES[domain]
-    except KeyError:
-        raise ValueError(f"unknown domain {domain!r}; choose one of {', '.join(DOMAIN_NAMES)}") from None
+    """The vocabulary of a registered domain (``lumos.domains``; ``ValueError`` naming the choices)."""
+    from lumos.domains import domain as lumos_domain
+
+    return lumos_domain(domain).vocabulary

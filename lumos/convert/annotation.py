@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lumos import prompts
+from lumos.domains import domain as lumos_domain, domain_names
 
 OUTPUT = "Output"
 
@@ -188,11 +189,15 @@ class TrainingRules:
     grounding_sees_results: bool = False   # complex_qa: later grounding turns list earlier results
 
 
-TRAINING_RULES = {
-    "maths": TrainingRules(),
-    "complex_qa": TrainingRules(grounding_sees_results=True),
-    "web_agent": TrainingRules(actions_have_results=False, feedback_names_subgoal=True),
-}
+def training_rules(name: str) -> TrainingRules:
+    """A registered domain's rules (``lumos.domains``)."""
+    spec = lumos_domain(name)
+    return TrainingRules(actions_have_results=spec.actions_have_results,
+                         feedback_names_subgoal=spec.feedback == "completion",
+                         grounding_sees_results=spec.grounding_sees_results)
+
+
+TRAINING_RULES = {name: training_rules(name) for name in domain_names(training=True)}
 
 
 def plan_conversation(task: str, subgoal_plan: str, rules: TrainingRules, formulation: str,

@@ -14,6 +14,7 @@ from lumos.convert.pipeline import (ConversionConfig, Converted, Converter, Reco
                                     Verifier)
 from lumos.convert.rules_maths import ConversionError, convert_record, natural_language_plan
 from lumos.convert.sources import SourceTask
+from lumos.domains import domain as lumos_domain
 from lumos.format import OUTPUT, Action, Plan, Subgoal
 
 
@@ -106,8 +107,10 @@ def structural_verifier(domain: str) -> Verifier:
     """Format, vocabulary and variable checks; web plans must also match the gold ``action_reprs``."""
     from lumos.convert.validate import validate_annotation
 
+    spec = lumos_domain(domain)
+
     def verify(converted: Converted, task: SourceTask):
-        gold = task.raw.get("action_reprs") if domain == "web_agent" else None
+        gold = task.raw.get(spec.gold_field) if spec.gold_field else None
         problems = validate_annotation({"subgoal_plan": converted.plan.render()}, domain, gold)
         if not problems:
             return None
@@ -139,6 +142,6 @@ def converter_for(config: ConversionConfig) -> Converter:
 def verifier_for(config: ConversionConfig) -> Verifier | None:
     if not config.verify:
         return None
-    if config.domain == "maths":
+    if lumos_domain(config.domain).validator is None:  # verified by executing its actions
         return maths_verifier()
     return structural_verifier(config.domain)

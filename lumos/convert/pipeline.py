@@ -27,10 +27,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol
 
 from lumos.convert.sources import SOURCE_DOMAINS, SourceTask, UnusableRecord, convert_record, detect_file_source
+from lumos.domains import domain as lumos_domain, domain_names
 from lumos.format import Plan
 from lumos.jsonl import BadRecord, JsonlStore, SourceRecord, read_records, write_run_info
 
-DOMAINS = ("maths", "complex_qa", "web_agent")
+DOMAINS = domain_names(training=True)
 BACKENDS = ("rules", "openai")
 KEEP = ("verified", "all")
 SOURCES = tuple(SOURCE_DOMAINS)
@@ -100,7 +101,7 @@ class ConversionConfig:
     @property
     def source_name(self) -> str:
         """Maths: the input file name up to its first dot (as the original named outputs); else the source."""
-        if self.domain == "maths":
+        if lumos_domain(self.domain).outputs_named_by_file:
             return Path(self.data_fn).name.split(".", 1)[0]
         return str(self.source)
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from lumos.convert.rules_web import WebReprError, parse_action_repr
+from lumos.domains import domain as lumos_domain
 from lumos.format import OUTPUT, Action, FormatError, Plan, Subgoal, parse_plan, variables_used
 from lumos.tools.web import WebArgumentError, parse_web_action, parse_web_call
 from lumos.vocabulary import vocabulary
@@ -221,12 +222,8 @@ def validate_web(subgoal_plan: str, gold_action_reprs: Sequence[str] | None = No
 
 
 def validate_annotation(record: dict, domain: str, gold_action_reprs: Sequence[str] | None = None) -> list[Problem]:
-    """Problems of a converted annotation (``{"subgoal_plan": ...}``) of ``complex_qa`` or ``web_agent``."""
+    """Problems of a converted annotation (``{"subgoal_plan": ...}``) by its domain's validator (``lumos.domains``)."""
     text = record.get("subgoal_plan")
     if not isinstance(text, str) or not text.strip():
         return [Problem(FORMAT, "subgoal_plan is missing or empty")]
-    if domain == "complex_qa":
-        return validate_complex_qa(text)
-    if domain == "web_agent":
-        return validate_web(text, gold_action_reprs)
-    raise ValueError(f"no structural validation for domain {domain!r}; maths annotations are verified by execution")
+    return lumos_domain(domain).validate(text, gold_action_reprs)

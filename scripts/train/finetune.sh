@@ -44,7 +44,8 @@ case "$MODULE" in plan|ground) ;; *) fail "unknown module '${MODULE}': use plan 
 case "$FORMULATION" in iterative|onetime) ;; *) fail "unknown formulation '${FORMULATION}': use iterative or onetime, e.g. ./train.sh $MODULE iterative";; esac
 
 TASK=${TASK:-unified}
-case "$TASK" in maths|complex_qa|web_agent|unified) ;; *) fail "unknown TASK '${TASK}': use maths, complex_qa, web_agent or unified";; esac
+DOMAINS=$(python3 -m lumos.domains --training)  # the domains with training data (lumos/domains.py)
+case " $DOMAINS unified " in *" $TASK "*) ;; *) fail "unknown TASK '${TASK}': use ${DOMAINS// /, } or unified";; esac
 if [[ "$TASK" == unified && "$FORMULATION" == onetime ]]; then
     fail "the unified training files exist for the iterative formulation only: set TASK=<domain> or use iterative"
 fi
@@ -58,7 +59,7 @@ if [[ "$NUM_GPUS" -gt 0 ]]; then MODEL=${MODEL:-meta-llama/Llama-2-7b-hf}; else 
 DATA_DIR=${DATA_DIR:-data/train}
 TRAIN_FILE=${TRAIN_FILE:-$DATA_DIR/$TASK/train_annots/lumos_${TASK}_${MODULE}_${FORMULATION}.jsonl}
 if [[ "$TRAIN_FILE" == *.json || "$TRAIN_FILE" == *.jsonl ]] && [[ ! -f "$TRAIN_FILE" ]]; then
-    if [[ "$TASK" == unified ]]; then make="python -m data.process_for_train --unified maths,complex_qa,web_agent"
+    if [[ "$TASK" == unified ]]; then make="python -m data.process_for_train --unified ${DOMAINS// /,}"
     else make="python -m data.process_for_train --domain $TASK --formulation lumos_$FORMULATION"; fi
     fail "no training file $TRAIN_FILE: make it with '$make', or set TASK / TRAIN_FILE"
 fi

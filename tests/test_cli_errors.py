@@ -193,6 +193,17 @@ def test_converted_file_given_as_train_file(work):
     assert_one_line_error(done, "no 'messages' list", "docs/FORMAT.md")
 
 
+@pytest.mark.parametrize("model, expected", [("./no_model", "does not exist"), ("some-org/some-model", "HF_HUB_OFFLINE")])
+def test_train_sh_with_a_model_that_cannot_load(work, tmp_path, model, expected):
+    turns = [{"role": "user", "content": "2 + 3?"}, {"role": "assistant", "content": "5"}]
+    (work / "train.jsonl").write_text(json.dumps({"dataset": "maths", "id": "maths_0", "messages": turns}) + "\n")
+    env = {"TRAIN_FILE": "train.jsonl", "OUTPUT_DIR": "trained", "NUM_GPUS": "0", "MODEL": model,
+           "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    done = run([str(REPO / "train.sh"), "plan", "iterative"], work, env)
+    assert_one_line_error(done, "train: MODEL: ", expected, "config.json")
+    assert done.seconds < 10 and not (work / "trained").exists()
+
+
 # --------------------------------------------------------------------------- the wrappers agree
 
 WRAPPERS = ("gsm", "svamp", "strategyqa", "hotpotqa", "mind2web", "webshop")

@@ -97,6 +97,15 @@ PY
 ) || fail "cannot read TRAIN_FILE $TRAIN_FILE"
     [[ -z "$problem" ]] || fail "TRAIN_FILE $TRAIN_FILE is not a training file: $problem"
 fi
+if [[ "$MODEL" != tiny ]]; then  # a missing folder, or a hub id not cached while offline: one line, in seconds
+    problem=$(python3 -c 'import sys
+from lumos.llm.hf_backend import ModelNotFoundError, check_model_source
+try:
+    check_model_source(sys.argv[1])
+except ModelNotFoundError as error:
+    print(error)' "$MODEL") || fail "cannot check MODEL $MODEL"
+    [[ -z "$problem" ]] || fail "MODEL: $problem"
+fi
 OUTPUT_DIR=${OUTPUT_DIR:-output/lumos_${TASK}_${MODULE}_${FORMULATION}}
 
 if [[ "$MODEL" == tiny ]]; then

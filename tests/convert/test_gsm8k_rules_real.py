@@ -23,5 +23,5 @@ def test_at_least_95_percent_converted_and_verified(tmp_path, shared_data, capsy
     print(f"{name}: {len(passed)}/{minimum_records} converted and verified ({share:.1%})")
     assert share >= 0.95
     assert all(record["reason"] and record["detail"] for record in failed)
-    assert status == 1  # a few records have no arithmetic at all: reported as conversion failures
+    assert status == 0  # a few records have no arithmetic at all: reported as conversion failures, not fatal
     assert "converted and verified" in capsys.readouterr().out

@@ -56,6 +56,7 @@ class Usage:
     cache_hits: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_prompt_tokens: int = 0  # of prompt_tokens, those whose keys and values came from a cache (not prefilled)
     retries: int = 0
     failures: int = 0
 

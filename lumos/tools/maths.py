@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
 import time
 from fractions import Fraction
 from typing import Mapping
@@ -69,7 +70,7 @@ class MathsEngine:
         self.timeout = timeout
         self.memory_mb = memory_mb
         self.worker = SymbolicWorker(timeout=timeout, memory_mb=memory_mb)
-        self._deadline: float | None = None  # of the in-process work of the tool call under way
+        self._call = threading.local()  # .deadline: of the in-process work of this thread's tool call
 
     def close(self) -> None:
         self.worker.close()
@@ -79,17 +80,22 @@ class MathsEngine:
         @functools.wraps(tool)
         def run(args: str, variables: Mapping[str, str]) -> list[str]:
             _check_size(args)
-            self._deadline = time.monotonic() + self.timeout
+            self._call.deadline = time.monotonic() + self.timeout
             try:
                 return tool(args, variables)
             except RecursionError:
                 raise ToolError("the argument is nested too deeply") from None
             finally:
-                self._deadline = None
+                self._call.deadline = None
         return run
 
+    @property
+    def _deadline(self) -> float | None:
+        return getattr(self._call, "deadline", None)
+
     def _check_deadline(self) -> None:
-        if self._deadline is not None and time.monotonic() > self._deadline:
+        deadline = self._deadline
+        if deadline is not None and time.monotonic() > deadline:
             raise ToolError(f"the action ran past its time limit of {self.timeout:g} s and was stopped")
 
     # ------------------------------------------------------------------ the tools

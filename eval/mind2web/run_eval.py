@@ -46,6 +46,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder of test_task/, test_website/, test_domain/, a task-list or a step-level file")
     parser.add_argument("--max_num_examples", type=int, default=None, help="tasks per split")
     parser.add_argument("--save_dir", type=str, required=True)
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in --save_dir")
     parser.add_argument("--model_name_or_path", type=str, default=None)
     parser.add_argument("--eval_batch_size", type=int, default=1)
     parser.add_argument("--formulation", type=str, default="lumos_iterative", choices=FORMULATIONS)
@@ -129,13 +130,25 @@ def main(argv: list[str] | None = None) -> dict:
 
 def run_gold(argv: list[str]) -> dict:
     """Every step grounded with its gold action on the ranker's pool: the ceiling the pool and ranker leave."""
+    from eval.runner import check_save_dir, fingerprint
+
     args = parse_args(argv)
-    try:  # the data is checked before anything is written
+    try:  # the data and the save_dir are checked before anything is written
         loaded = load_tasks(args.data_dir, args.splits, args.max_num_examples)
     except Mind2WebDataError as error:
         raise Mind2WebDataError(f"mind2web data {args.data_dir}: {error}") from None
+    data = Path(args.data_dir)
+    read = [data / split for split in args.splits if (data / split).is_dir()] if data.is_dir() else [data]
+    settings = {"benchmark": "mind2web", "formulation": "gold",
+                "data": {path.name: fingerprint(path) for path in read},
+                "splits": args.splits, "max_num_examples": args.max_num_examples, "top_k": args.top_k,
+                "ranker_model": args.ranker_model, "ranker_kind": args.ranker_kind}
+    check_save_dir(args, settings)
     save_dir = Path(args.save_dir)
-    write_run_info(save_dir, vars(args), packages=("bm25s", "torch", "transformers"))
+    if args.overwrite:
+        for name in ("predictions.jsonl", "metrics.json"):
+            (save_dir / name).unlink(missing_ok=True)
+    write_run_info(save_dir, {**vars(args), "settings": settings}, packages=("bm25s", "torch", "transformers"))
     ranker = make_ranker(args.ranker_model, args.ranker_kind)
     results = {}
     with JsonlStore(save_dir / "predictions.jsonl") as store:

@@ -159,3 +159,7 @@ def test_run_eval_gold_formulation_writes_metrics_and_resumes(tmp_path):
     assert first["test_domain"]["num_steps"] == 2 and set(first) == {"test_domain"}
     assert main(argv) == first
     assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == 2
+    with pytest.raises(SystemExit):  # other settings: refused, nothing written
+        main([*argv[:-1], "2"])
+    assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == 2
+    assert main([*argv[:-1], "2", "--overwrite"])["test_domain"]["num_steps"] == 2

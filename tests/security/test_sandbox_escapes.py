@@ -254,3 +254,34 @@ def test_attempt_does_not_escape(host, name, guard):
     assert threading.active_count() == threads_before
     leftover = subprocess.run(["pgrep", "-f", host["victim"]], capture_output=True, text=True).stdout.split()
     assert leftover == [], "a process the attempt started is still running"
+
+
+def test_a_normal_evaluation_run_does_not_leak_the_parents_secrets(tmp_path):
+    """The issue's reproduction: a grounder reply reading every /proc/*/environ, through the real eval CLI."""
+    import json
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    secret = f"sk-{secrets.token_hex(12)}"
+    data = tmp_path / "gsm"
+    data.mkdir()
+    (data / "test.jsonl").write_text(json.dumps({"question": "What is 1 + 1?", "answer": "...\n#### 2"}) + "\n")
+    reads = ("[open('/proc/' + p + '/environ', 'rb').read() for p in __import__('os').listdir('/proc') "
+             "if p.isdigit()] + [open('/proc/' + str(__import__('os').getppid()) + '/environ', 'rb').read()]")
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [
+        [r"Subgoal 1 is .*Should we stop planning\?\n<\|assistant\|>\n$", "Yes, I will stop planning."],
+        [r"Subgoal to be grounded", f"R1 = Code({reads})"],
+        [r"None\.\n<\|assistant\|>\n$", "Subgoal 1: Read the environment."]]}))
+    save = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "eval.gsm.run_eval", "--data_dir", str(data), "--save_dir", str(save),
+                           "--planner", f"scripted:{rules}", "--grounder", f"scripted:{rules}"], cwd=repo,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(repo), "OPENAI_API_KEY": secret})
+    assert done.returncode == 0, done.stderr
+    written = (save / "predictions.jsonl").read_text()
+    assert json.loads(written)["steps"][0]["calls"][0]["action"].startswith("R1 = Code(")
+    call = json.loads(written)["steps"][0]["calls"][0]
+    assert "not allowed" in (call.get("error") or ""), call  # the guard refused; the OS view had no such process
+    assert secret not in written and secret not in done.stdout and secret not in done.stderr

@@ -50,7 +50,7 @@ def load_conversations(train_file: str | None, dataset_name: str | None = None,
             dataset = datasets.load_dataset(train_file, split="train")
         source = train_file
     if "messages" not in dataset.column_names:
-        raise TrainingDataError(f"{source}: records need a 'messages' list (FORMAT.md §3), "
+        raise TrainingDataError(f"{source}: records need a 'messages' list (docs/FORMAT.md §2), "
                                 f"found columns {dataset.column_names}")
     return dataset
 

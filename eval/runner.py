@@ -633,6 +633,8 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
         for name in ("predictions.jsonl", "metrics.json"):
             (save_dir / name).unlink(missing_ok=True)
     elif config.retry_failed:
+        with JsonlStore(save_dir / "predictions.jsonl"):
+            pass  # StoreLocked while another run writes there; a torn last line repaired before the rewrite
         dropped = drop_generation_errors(save_dir / "predictions.jsonl")
         print(f"[{benchmark.name}] --retry_failed: {dropped} episode(s) that ended in generation_error run again",
               file=sys.stderr, flush=True)

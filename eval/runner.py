@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -311,6 +312,9 @@ def check_generator_spec(spec: str, flag: str) -> None:
         if not Path(rest).is_file():
             raise EvalSetupError(f"{flag} {spec}: no such file (scripted replies, see README 'Scripted models')")
         return
+    if scheme == "openai" and not (os.environ.get("OPENAI_API_KEY") or os.environ.get("OPENAI_BASE_URL")):
+        raise EvalSetupError(f"{flag} {spec}: set OPENAI_API_KEY for the hosted OpenAI API "
+                             "(or OPENAI_BASE_URL for a local OpenAI-compatible server)")
     if scheme in ("openai", "http", "https"):
         return
     from lumos.llm.hf_backend import ModelNotFoundError, check_model_source

@@ -113,6 +113,14 @@ def test_scripted_file_that_does_not_exist(work):
     assert not (work / "out").exists()
 
 
+def test_hosted_openai_model_without_a_key(work):
+    env = {key: value for key, value in os.environ.items() if key not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
+    done = subprocess.run(evaluation("gsm", "--data_dir", "gsm", *SCRIPTED_MODULES, "--judge", "openai:gpt-4"),
+                          cwd=work, env={**env, "PYTHONPATH": str(REPO)}, capture_output=True, text=True, timeout=60)
+    assert_one_line_error(done, "--judge openai:gpt-4: set OPENAI_API_KEY")
+    assert not (work / "out").exists()
+
+
 def test_mind2web_file_of_the_wrong_shape(work):
     (work / "tasks.json").write_text(json.dumps({"foo": 1}))
     done = run(evaluation("mind2web", "--data_dir", "tasks.json", *SCRIPTED_MODULES), work)

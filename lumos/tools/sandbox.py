@@ -208,7 +208,25 @@ def _python_roots() -> list[str]:
     return sorted(roots)
 
 
-def _bwrap_command(scratch: str, filter_fd: int | None, program: list[str] | None = None) -> list[str]:
+def isolated_command(program: list[str], *, read_only: tuple[str, ...] = ()) -> tuple[list[str], int | None]:
+    """``program`` (a long-lived helper, e.g. the symbolic worker) under the strongest isolation available.
+
+    Returns the command and a descriptor to hand to ``Popen(pass_fds=...)`` and close after it
+    (the seccomp filter; None when there is none). ``read_only`` paths are visible, read-only.
+    Under bubblewrap the helper gets what a ``Code`` child gets; with the ``unshare`` fallbacks, the
+    PID, network and IPC namespaces without capabilities; otherwise it runs as it is.
+    """
+    level = isolation()
+    if level == "namespaces":
+        filter_fd = _filter_pipe()
+        return _bwrap_command("/tmp/lumos-helper", filter_fd, program, read_only=read_only), filter_fd
+    if level in ("unprivileged", "root-namespaces"):
+        return _unshare_command(program, drop_privileges=False), None
+    return list(program), None
+
+
+def _bwrap_command(scratch: str, filter_fd: int | None, program: list[str] | None = None, *,
+                   read_only: tuple[str, ...] = ()) -> list[str]:
     command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
                "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL", "--clearenv",
                "--setenv", "PATH", "/usr/bin:/bin", "--hostname", "sandbox"]
@@ -219,6 +237,8 @@ def _bwrap_command(scratch: str, filter_fd: int | None, program: list[str] | Non
     for root in _python_roots():
         if not root.startswith(("/usr/", "/lib")):
             command += ["--ro-bind", root, root]
+    for path in read_only:
+        command += ["--ro-bind", path, path]
     command += ["--ro-bind", _CHILD, f"{_INSIDE}/sandbox_child.py", "--ro-bind", _CONFINE, f"{_INSIDE}/confine.py",
                 "--proc", "/proc", "--dev", "/dev", "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp",
                 "--dir", scratch, "--chdir", scratch, "--remount-ro", "/"]

@@ -2,6 +2,9 @@
 
 sympy is imported once in the worker (never in the parent), which keeps ``import lumos.tools``
 cheap and keeps ``parse_expr`` of model text out of the calling process. The worker runs under
+the same operating-system isolation as the ``Code`` sandbox (``sandbox.isolated_command``: where
+bubblewrap works, its own namespaces, uid 65534, a read-only view of Python and the project, no
+network, the seccomp filter). The worker runs under
 rlimits (address space, CPU per call) and the audit guard of ``lumos.tools.confine``, with an
 environment of its own (nothing of the caller's: no API keys); a call that
 misses its deadline gets the worker killed, the caller a :class:`ToolError`, and the next call a
@@ -85,11 +88,20 @@ class SymbolicWorker:
     # ------------------------------------------------------------------ process management
 
     def _spawn(self) -> None:
+        from lumos.tools.sandbox import isolated_command
+
         self._stderr = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, _PROJECT_ROOT, str(self.timeout), str(self.memory_mb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True,
-            env={"PATH": os.defpath, "LC_ALL": "C.UTF-8"})  # no key, token or path of the caller reaches the worker
+        program = [os.path.realpath(sys.executable), "-I", "-c", _BOOT, _PROJECT_ROOT, str(self.timeout),
+                   str(self.memory_mb)]
+        command, filter_fd = isolated_command(program, read_only=(_PROJECT_ROOT,))
+        try:
+            self._process = subprocess.Popen(
+                command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, close_fds=True,
+                pass_fds=(filter_fd,) if filter_fd is not None else (),
+                env={"PATH": os.defpath, "LC_ALL": "C.UTF-8"})  # no key, token or path of the caller reaches it
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
         self._buffer = b""
         self._ready = False
 

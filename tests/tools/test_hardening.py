@@ -91,3 +91,20 @@ def test_toolbox_bounds_arguments_and_quotes_them_short(maths):
         maths.execute(Action(tool="Calculator", args="1+" * 60_000 + "1", outputs=("R1",)), {})
     with pytest.raises(ToolError, match=r"\.\.\. \(\d+ characters\)"):
         maths.execute(Action(tool="Calculator", args="R" + "7" * 5000 + " + 1", outputs=("R1",)), {})
+
+
+def test_the_symbolic_worker_runs_in_the_sandboxs_namespaces():
+    from lumos.tools.sandbox import isolation
+    from lumos.tools.worker import SymbolicWorker
+
+    if isolation() != "namespaces":
+        pytest.skip("bubblewrap namespaces are not available here (the sandbox warned)")
+    worker = SymbolicWorker(timeout=5.0)
+    try:
+        worker.start()
+        with open(f"/proc/{worker._process.pid}/cmdline", "rb") as handle:
+            command = handle.read().split(b"\0")
+        assert command[0].endswith(b"bwrap") and b"--unshare-all" in command and b"--seccomp" in command
+        assert worker.call("calculate", "x1 + x1") == "2*x1"
+    finally:
+        worker.close()

@@ -22,7 +22,7 @@ import warnings
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 
 @dataclass(frozen=True)
@@ -214,6 +214,30 @@ class JsonlStore:
 
     def __contains__(self, key: object) -> bool:
         return str(key) in self.done
+
+    def remove(self, predicate: Callable[[dict[str, Any]], bool]) -> int:
+        """Drop the records ``predicate`` picks (e.g. failed ones to redo), under this store's lock; returns how many.
+
+        The file is rewritten atomically (a locked temp file renamed over it), so no other writer
+        can slip in between reading the records and writing what is kept.
+        """
+        self._handle.flush()
+        kept, removed = [], 0
+        with open(self.path, encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip() and predicate(json.loads(line)):
+                    removed += 1
+                    self.done.discard(str(json.loads(line)[self.key]))
+                else:
+                    kept.append(line)
+        if removed:
+            self._rewrite("".join(kept).encode("utf-8"))
+        return removed
+
+    def clear(self) -> None:
+        """Start afresh: every record dropped, under this store's lock."""
+        self._rewrite(b"")
+        self.done.clear()
 
     def append(self, record: dict[str, Any]) -> None:
         key = str(record[self.key])

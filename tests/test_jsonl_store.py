@@ -229,3 +229,20 @@ def test_a_second_run_on_the_same_output_gets_one_line_naming_the_first(tmp_path
     assert second.returncode == 2, second.stderr
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and f"is being written by process {holder.pid}" in lines[0], second.stderr
+
+
+def test_remove_and_clear_rewrite_under_the_lock(tmp_path):
+    path = tmp_path / "out.jsonl"
+    with JsonlStore(path) as store:
+        store.append_many([{"id": str(n), "status": "generation_error" if n % 2 else "finished"} for n in range(6)])
+        assert store.remove(lambda record: record["status"] == "generation_error") == 3
+        assert store.done == {"0", "2", "4"} and "1" not in store
+        store.append({"id": "1", "status": "finished"})
+        with pytest.raises(StoreLocked):
+            JsonlStore(path)  # the rewritten file is still locked by this store
+    assert [r["id"] for r in _lines(path)] == ["0", "2", "4", "1"]
+    with JsonlStore(path) as store:
+        store.clear()
+        assert store.done == set()
+        store.append({"id": "new"})
+    assert [r["id"] for r in _lines(path)] == ["new"]

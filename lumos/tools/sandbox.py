@@ -219,16 +219,19 @@ def isolated_command(program: list[str], *, read_only: tuple[str, ...] = ()) -> 
     level = isolation()
     if level == "namespaces":
         filter_fd = _filter_pipe()
-        return _bwrap_command("/tmp/lumos-helper", filter_fd, program, read_only=read_only), filter_fd
+        # No --die-with-parent: it follows the *thread* that started the helper, and a helper outlives
+        # threads; it ends on its own when its stdin closes (the caller's end, also at the caller's death).
+        return _bwrap_command("/tmp/lumos-helper", filter_fd, program, read_only=read_only,
+                              die_with_parent=False), filter_fd
     if level in ("unprivileged", "root-namespaces"):
         return _unshare_command(program, drop_privileges=False), None
     return list(program), None
 
 
 def _bwrap_command(scratch: str, filter_fd: int | None, program: list[str] | None = None, *,
-                   read_only: tuple[str, ...] = ()) -> list[str]:
-    command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent", "--new-session",
-               "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL", "--clearenv",
+                   read_only: tuple[str, ...] = (), die_with_parent: bool = True) -> list[str]:
+    command = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns", "--new-session",
+               *(["--die-with-parent"] if die_with_parent else []), "--uid", str(NOBODY), "--gid", str(NOBODY), "--cap-drop", "ALL", "--clearenv",
                "--setenv", "PATH", "/usr/bin:/bin", "--hostname", "sandbox"]
     for system in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin", "/etc/ld.so.cache", "/etc/localtime"):
         if os.path.lexists(system):

@@ -108,3 +108,46 @@ def test_the_symbolic_worker_runs_in_the_sandboxs_namespaces():
         assert worker.call("calculate", "x1 + x1") == "2*x1"
     finally:
         worker.close()
+
+
+def test_the_worker_outlives_the_thread_that_started_it_but_not_its_process(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+    from pathlib import Path
+
+    from lumos.tools.worker import SymbolicWorker
+
+    worker = SymbolicWorker(timeout=5.0)
+    try:
+        starter = threading.Thread(target=worker.start)
+        starter.start()
+        starter.join()
+        time.sleep(0.3)
+        assert worker.call("calculate", "x + x") == "2*x" and worker.restarts == 0
+    finally:
+        worker.close()
+    marker = f"lumos-worker-owner-{os.getpid()}"
+    owner = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom lumos.tools.worker import SymbolicWorker\n"
+                              "w = SymbolicWorker()\nw.start()\nprint(w._process.pid, flush=True)\ntime.sleep(60)",
+                              marker], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    worker_pid = int(owner.stdout.readline())
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{worker_pid}"):
+        try:
+            os.waitpid(worker_pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
+        try:
+            with open(f"/proc/{worker_pid}/stat") as handle:
+                if handle.read().split(") ")[1].startswith("Z"):
+                    break  # exited; only its parent (init here) has yet to reap it
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        assert not os.path.exists(f"/proc/{worker_pid}"), "the worker outlived the process that owned it"

@@ -7,7 +7,8 @@ PYTHON=${PYTHON:-python3}
 # bubblewrap gives the Code sandbox its namespaces (lumos/tools/sandbox.py); without it the sandbox warns and falls back.
 if ! command -v bwrap >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null
+    (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) \
+      || echo "note: could not install bubblewrap; the Code sandbox will warn and use a weaker fallback" >&2
   else
     echo "note: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the Code sandbox's full isolation" >&2
   fi

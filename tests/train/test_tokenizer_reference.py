@@ -138,3 +138,17 @@ def test_answers_are_labelled_and_nothing_else(reference_conversations, llama2_t
         # the ``▁`` after an EOS decodes as a space
         expected = [answer + tokenizer.eos_token + " \n" for answer in answers[:-1]] + [answers[-1] + tokenizer.eos_token]
         assert decoded == expected, where
+
+
+def test_our_own_training_files_encode_as_open_instruct_does(gsm8k_train_files, llama2_tokenizer):
+    """The 200 GSM8K records our data CLIs turn into plan and grounding conversations."""
+    checked = 0
+    for path in gsm8k_train_files.values():
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                messages = json.loads(line)["messages"]
+                ids, labels = reference_encode(messages, llama2_tokenizer, 1024)
+                assert encode_conversation(messages, llama2_tokenizer, 1024) == \
+                    {"input_ids": ids, "labels": labels}, f"{path.name}:{number}"
+                checked += 1
+    assert checked >= 300

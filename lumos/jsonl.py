@@ -47,20 +47,27 @@ class SourceRecord:
 def read_records(path: str | os.PathLike) -> Iterator[SourceRecord | BadRecord]:
     """Yield every record of a JSONL file or a JSON list, with its position.
 
-    Malformed lines and non-object elements come out as :class:`BadRecord` (the caller
-    counts and reports them) instead of stopping the whole run.
+    Malformed lines (invalid UTF-8 or JSON) and non-object elements come out as :class:`BadRecord`
+    (the caller counts and reports them) instead of stopping the whole run.
     """
     path = str(path)
-    with open(path, encoding="utf-8") as handle:
+    with open(path, "rb") as handle:
         head = handle.read(1)
         while head and head.isspace():
             head = handle.read(1)
         handle.seek(0)
-        if head == "[":
+        if head == b"[":
+            data = handle.read()
             try:
-                items = json.load(handle)
+                items = json.loads(data.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                yield BadRecord(path, data.count(b"\n", 0, error.start) + 1, f"invalid UTF-8 at byte {error.start}")
+                return
             except json.JSONDecodeError as error:
                 yield BadRecord(path, error.lineno, f"invalid JSON: {error.msg}")
+                return
+            except (ValueError, RecursionError) as error:
+                yield BadRecord(path, 1, f"invalid JSON: {type(error).__name__}: {str(error)[:200]}")
                 return
             for index, item in enumerate(items, start=1):
                 if isinstance(item, dict):
@@ -68,13 +75,19 @@ def read_records(path: str | os.PathLike) -> Iterator[SourceRecord | BadRecord]:
                 else:
                     yield BadRecord(path, index, f"element is a {type(item).__name__}, not an object")
             return
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
+        for line_no, raw in enumerate(handle, start=1):
+            if not raw.strip():
                 continue
             try:
-                item = json.loads(line)
+                item = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as error:
+                yield BadRecord(path, line_no, f"invalid UTF-8 at byte {error.start} of the line")
+                continue
             except json.JSONDecodeError as error:
                 yield BadRecord(path, line_no, f"invalid JSON: {error.msg} (column {error.colno})")
+                continue
+            except (ValueError, RecursionError) as error:  # e.g. a number of more digits than int() reads
+                yield BadRecord(path, line_no, f"invalid JSON: {type(error).__name__}: {str(error)[:200]}")
                 continue
             if isinstance(item, dict):
                 yield SourceRecord(path, line_no, item)

@@ -246,3 +246,19 @@ def test_remove_and_clear_rewrite_under_the_lock(tmp_path):
         assert store.done == set()
         store.append({"id": "new"})
     assert [r["id"] for r in _lines(path)] == ["new"]
+
+
+def test_read_records_names_file_and_line_for_every_kind_of_damage(tmp_path):
+    from lumos.jsonl import BadRecord, read_records
+
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": "\xff"}\n' + b"[" * 100_000 + b'\n{"n": ' + b"9" * 5000 + b'}\n[1]\n{"c": 3}\n')
+    items = list(read_records(path))
+    assert [item.line_no for item in items] == [1, 2, 3, 4, 5, 6]
+    assert [type(item).__name__ for item in items] == ["SourceRecord", "BadRecord", "BadRecord", "BadRecord",
+                                                        "BadRecord", "SourceRecord"]
+    assert str(items[1]).startswith(f"{path}:2: invalid UTF-8")
+    listing = tmp_path / "input.json"
+    listing.write_bytes(b'[{"a": 1},\n{"b": "\xff"}]')
+    [bad] = list(read_records(listing))
+    assert isinstance(bad, BadRecord) and str(bad).startswith(f"{listing}:2: invalid UTF-8")

@@ -109,6 +109,16 @@ def test_svamp_task_cut_by_the_round_limit_is_scored_by_the_original_rule(tmp_pa
     assert results["standard"]["accuracy"] == 0.0  # ours: an unfinished episode scores 0
 
 
+def test_original_scoring_of_our_loop_is_refused_up_front(tmp_path, capsys):
+    # the released scorers read the released loop's bookkeeping: under our loop they would score 0 silently
+    with pytest.raises(SystemExit):
+        parse_config(SVAMP, ["--data_dir", str(tmp_path), "--save_dir", str(tmp_path / "out"),
+                             "--planner", "scripted:p.json", "--grounder", "scripted:g.json",
+                             "--scoring", "original"])
+    assert "needs --prompt_style original" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_svamp_question_is_body_space_question_unchanged():
     assert task_text("Jack had 8 apples ", " How many?") == "Jack had 8 apples   How many?"
     assert task_text("a discount of 25 dollars on each pack", "How much?") == \

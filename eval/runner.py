@@ -206,6 +206,11 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
             parser.error(f"--{name} must be at least 1")
     if config.scoring == "original" and benchmark.score_original is None:
         parser.error(f"--scoring original is not available for {benchmark.name}")
+    if (config.scoring == "original" and config.formulation.startswith("lumos_") and config.oracle is None
+            and benchmark.original_protocol is not None and config.prompt_style != "original"):
+        # The released scorers read the released loop's own bookkeeping, which only that loop keeps.
+        parser.error(f"--scoring original with --formulation {config.formulation} needs --prompt_style original "
+                     "(the released scoring reads the released loop's final variables)")
     if config.max_num_examples is not None and config.max_num_examples < 1:
         parser.error("--max_num_examples must be at least 1")
     if config.load_in_8bit and config.gptq:

@@ -53,3 +53,52 @@ def test_train_sh_bad_arguments(args, env, expected, repo_root):
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert expected in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+@pytest.mark.parametrize("deepspeed, expected, absent", [
+    ("1", ["--use_deepspeed", "--deepspeed_config_file", "--num_processes 2"], ["--multi_gpu"]),
+    ("0", ["--multi_gpu", "--num_processes 2", "--mixed_precision bf16"], ["--use_deepspeed"]),
+])
+def test_gpu_launch_lines(deepspeed, expected, absent, gsm8k_train_files, repo_root, tmp_path):
+    """What ./train.sh hands accelerate on 2 GPUs, with DeepSpeed (default) or DEEPSPEED=0 (QLoRA, 8-bit AdamW)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "accelerate"  # records its arguments instead of launching
+    fake.write_text(f'#!/usr/bin/env bash\necho "$*" > {tmp_path / "launched"}\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "NUM_GPUS": "2", "DEEPSPEED": deepspeed,
+           "MODEL": "tiny", "TASK": "maths", "TRAIN_FILE": str(gsm8k_train_files["plan"]),
+           "OUTPUT_DIR": str(tmp_path / "out"), "EXTRA_ARGS": "--use_lora --use_qlora",
+           "TOTAL_BATCH_SIZE": "16", "BATCH_SIZE_PER_DEVICE": "2"}
+    result = subprocess.run(["./train.sh", "plan", "iterative"], cwd=repo_root, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    launched = (tmp_path / "launched").read_text()
+    for text in expected + ["train/finetune.py", "--gradient_accumulation_steps 4", "--use_lora --use_qlora"]:
+        assert text in launched, launched
+    for text in absent:
+        assert text not in launched, launched
+
+
+def test_deepspeed_refuses_qlora_and_takes_the_clip_norm(tmp_path):
+    """Under DeepSpeed --use_qlora/--use_8bit_optimizer are refused in one line before any load, and
+    --clip_grad_norm becomes DeepSpeed's gradient_clipping (its engine clips, not our loop)."""
+    from types import SimpleNamespace
+
+    from accelerate.utils import DistributedType
+
+    from train.finetune import FinetuneRecipe
+
+    base = ["--train_file", "x.jsonl", "--output_dir", str(tmp_path)]
+    for flags in (["--use_lora", "--use_qlora"], ["--use_8bit_optimizer"]):
+        recipe = FinetuneRecipe(parse_config(base + flags))
+        ds_config = {"gradient_clipping": "auto"}
+        recipe.accelerator = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED, state=SimpleNamespace(
+            deepspeed_plugin=SimpleNamespace(deepspeed_config=ds_config)))
+        with pytest.raises(ConfigError, match="does not work under DeepSpeed.*DEEPSPEED=0"):
+            recipe._check_against_launcher()
+    recipe = FinetuneRecipe(parse_config(base + ["--clip_grad_norm", "0.5"]))
+    recipe.accelerator = SimpleNamespace(distributed_type=DistributedType.DEEPSPEED, state=SimpleNamespace(
+        deepspeed_plugin=SimpleNamespace(deepspeed_config=ds_config)))
+    recipe._check_against_launcher()
+    assert ds_config["gradient_clipping"] == 0.5

@@ -60,6 +60,7 @@ def main() -> None:
         answer = {"ok": False, "error": f"{type(error).__name__}: {error}"[:2000]}
     answer["stdout"] = captured.getvalue()[:MAX_TEXT]
     os.write(answer_fd, (json.dumps(answer) + "\n").encode())
+    os._exit(0)  # now: no waiting for threads the code left running, no atexit handlers it registered
 
 
 if __name__ == "__main__":

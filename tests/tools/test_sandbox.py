@@ -200,3 +200,10 @@ def test_the_root_namespaces_fallback_keeps_network_and_processes_out_of_reach(m
             run_code(attack, audit_guard=False)
     with pytest.raises(SandboxError, match="not allowed"):
         run_code("open('/etc/lumos-escape', 'w')")  # the guard is what holds files here
+
+
+def test_threads_and_exit_handlers_the_code_leaves_behind_do_not_hold_the_answer():
+    start = time.monotonic()
+    result = run_code("import threading, time, atexit\nthreading.Thread(target=time.sleep, args=(30,)).start()\n"
+                      "atexit.register(time.sleep, 30)\n6 * 7")
+    assert result.value == "42" and time.monotonic() - start < 1.5

@@ -66,7 +66,13 @@ def finetune():
 
 @pytest.fixture(scope="session")
 def llama2_tokenizer(shared_data: Path):
-    """The real LLaMA-2 tokenizer (``../shared/data/llama2_tokenizer``, a fast tokenizer without a pad token)."""
+    """``../shared/data/llama2_tokenizer``: a fast tokenizer without a pad token.
+
+    Its piece ids are Mistral-7B's ("▁" is 28705, "▁the" 272; LLaMA-2 has 29871 and 278), with
+    LLaMA-2's scheme: SentencePiece BPE with byte fallback, <unk>/<s>/</s> = 0/1/2, legacy prefix
+    space (a newline after a special token is "▁" + "<0x0A>"). Tests assert behaviour and piece
+    names, never LLaMA-2 ids.
+    """
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(shared_data / "llama2_tokenizer")

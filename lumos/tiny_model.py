@@ -9,6 +9,12 @@ The tokenizer follows LLaMA-2 + Tulu conventions: ``<s>`` is added in front of e
 ``</s>`` ends each assistant turn, ``<unk>`` and ``<pad>`` exist, numbers are split into single
 digits (as LLaMA's sentencepiece model does), and the chat markers ``<|user|>``, ``<|assistant|>``,
 ``<|system|>`` are single tokens that decoding keeps.
+
+The fixed text of the module prompts (FORMAT.md §3: each domain's grounding instruction block, the
+planning instruction, ``". Should we stop planning?"``, ``"No, I will keep planning. "``, ...) is one
+token per phrase as well (:func:`prompt_phrases`): a grounding conversation is then about half as
+many tokens, so a small model trains about twice as many conversations a minute, and none of the
+vocabulary is spent on text that never varies. Decoding gives the text back byte for byte.
 """
 
 from __future__ import annotations
@@ -42,8 +48,12 @@ class TinyModelConfig:
     @classmethod
     def scaled(cls, hidden_size: int = 256, num_hidden_layers: int = 4, vocab_size: int = 4000,
                max_position_embeddings: int = 2048) -> "TinyModelConfig":
-        """LLaMA proportions for a width: heads of 64 dimensions, MLP about 8/3 of the width."""
-        heads = max(1, hidden_size // 64)
+        """LLaMA proportions for a width: heads of 64 dimensions, MLP about 8/3 of the width.
+
+        Narrow models keep at least four heads (of 32 dimensions at width 128): copying a number digit
+        by digit from the task takes several attention patterns at once, which one or two heads lack.
+        """
+        heads = max(4 if hidden_size % 4 == 0 else 1, hidden_size // 64)
         return cls(vocab_size=vocab_size, hidden_size=hidden_size,
                    intermediate_size=max(8, hidden_size * 8 // 3 // 8 * 8), num_hidden_layers=num_hidden_layers,
                    num_attention_heads=heads, num_key_value_heads=heads,
@@ -60,10 +70,40 @@ class TinyModelConfig:
             raise ValueError(f"vocab_size {self.vocab_size} is below the 256 byte symbols plus specials")
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000) -> "PreTrainedTokenizerFast":
-    """Train a byte-level BPE tokenizer (digits split singly) on ``texts``; returns a fast tokenizer."""
+def prompt_phrases() -> tuple[str, ...]:
+    """The text every Lumos prompt repeats verbatim, longest first: each becomes one token."""
+    from lumos import prompts
+    from lumos.domains import domain_names
+
+    marker = "\x00"  # a task text no real task has, to cut the grounding block where the task starts
+    blocks = []
+    for name in domain_names():
+        block = prompts.ground_instruction(name, marker)
+        blocks.append(block[:block.index("Task: " + marker)])
+    phrases = {*blocks, prompts.PLAN_INSTRUCTION + "Task: ", "; Initial Environment Description: None.",
+               prompts.STOP_QUESTION, prompts.KEEP_PLANNING, prompts.STOP_PLANNING,
+               "The executed result for Subgoal ", "Subgoal to be grounded: ", "Subgoals to be grounded: "}
+    # without their trailing space, so that the word after a phrase is the same token as anywhere else
+    phrases = {phrase.rstrip(" ") for phrase in phrases}
+    return tuple(sorted(phrases, key=lambda phrase: (-len(phrase), phrase)))
+
+
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000,
+                    phrases: Iterable[str] | None = None) -> "PreTrainedTokenizerFast":
+    """Train a byte-level BPE tokenizer (digits split singly) on ``texts``; returns a fast tokenizer.
+
+    ``phrases`` (default :func:`prompt_phrases`) become single tokens, and the BPE merges are learnt
+    on the rest of the text.
+    """
     from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
+
+    phrases = prompt_phrases() if phrases is None else tuple(sorted(phrases, key=len, reverse=True))
+    if phrases:
+        import re
+
+        cut = re.compile("|".join(re.escape(phrase) for phrase in phrases))
+        texts = (cut.sub("\n", text) for text in texts)
 
     tokenizer = Tokenizer(models.BPE(unk_token=UNK))
     tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
@@ -78,8 +118,9 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 4000) -> "PreTrained
         show_progress=False,
     )
     tokenizer.train_from_iterator(texts, trainer=trainer)
-    # Chat markers are whole tokens but not "special": decoding keeps them, like the text they are.
-    tokenizer.add_tokens([AddedToken(marker, special=False, normalized=False) for marker in CHAT_MARKERS])
+    # Chat markers and prompt phrases are whole tokens but not "special": decoding keeps them, like the
+    # text they are.
+    tokenizer.add_tokens([AddedToken(text, special=False, normalized=False) for text in (*CHAT_MARKERS, *phrases)])
     bos_id = tokenizer.token_to_id(BOS)
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, bos_id)])

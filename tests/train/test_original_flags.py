@@ -97,6 +97,26 @@ def test_qlora_trains_adapters_over_a_4bit_base(qlora_run):
     assert not torch.allclose(adapted, base_logits, atol=1e-3), "the adapters learned nothing"
 
 
+@pytest.mark.slow
+def test_qlora_adapters_merge_into_a_full_precision_checkpoint(qlora_run, repo_root, tmp_path):
+    import subprocess
+    import sys
+
+    from transformers import AutoModelForCausalLM
+
+    output_dir, _ = qlora_run
+    merge = subprocess.run([sys.executable, str(repo_root / "train" / "merge_lora.py"),
+                            "--lora_model_name_or_path", str(output_dir), "--output_dir", str(tmp_path / "merged")],
+                           cwd=repo_root, capture_output=True, text=True, timeout=120)
+    assert merge.returncode == 0, merge.stderr[-3000:]
+    merged = AutoModelForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    assert merged.dtype == torch.float32 and not any("lora" in name for name, _ in merged.named_parameters())
+    base = AutoModelForCausalLM.from_pretrained(output_dir / "tiny_init").eval()
+    ids = torch.tensor([[1, 5, 9, 42, 77, 100]])
+    with torch.no_grad():
+        assert not torch.allclose(merged(ids).logits, base(ids).logits, atol=1e-3)
+
+
 def _tensor_dtypes(state) -> set:
     if isinstance(state, torch.Tensor):
         return {state.dtype}

@@ -13,6 +13,14 @@ if ! command -v bwrap >/dev/null 2>&1; then
     echo "note: install bubblewrap (e.g. sudo apt-get install bubblewrap) for the Code sandbox's full isolation" >&2
   fi
 fi
+# MariaDB is the server InterCode-SQL's queries run against (lumos/tools/sql.py starts a private one per run).
+if ! command -v mariadbd >/dev/null 2>&1 && [ ! -x /usr/sbin/mariadbd ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server >/dev/null
+  else
+    echo "note: install mariadb-server (e.g. sudo apt-get install mariadb-server) for InterCode-SQL, or pass --db_url" >&2
+  fi
+fi
 "$PYTHON" -m pip install --quiet "torch==2.13.0"
 "$PYTHON" -m pip install --quiet -r requirements.txt
 "$PYTHON" -m pip install --quiet --no-deps -e .

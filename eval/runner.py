@@ -41,6 +41,7 @@ from lumos.jsonl import JsonlStore, StoreLocked, write_run_info
 FORMULATIONS = ("lumos_iterative", "lumos_onetime", "cot", "direct")
 PROMPT_STYLES = ("tulu", "original")
 SCORINGS = ("standard", "original")
+GOLD_ORACLE = "gold"  # --oracle gold: execute the gold actions the benchmark data carries
 
 
 class EvalConfigError(ValueError):
@@ -92,6 +93,10 @@ class Benchmark:
     # A benchmark protocol that is not the shared loop in any prompt style (Mind2Web's step-level one):
     # (examples, config, modules) -> episodes, run instead of the Agent for lumos formulations.
     loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
+    # The benchmark's own flags (a parser made with add_help=False): listed by --help, values in config.extra.
+    flags: Callable[[], argparse.ArgumentParser] | None = None
+    # Run-wide resources (a database server): started before the first episode, (config) -> what stops them.
+    start: Callable[["EvalConfig"], Callable[[], None]] | None = None
 
 
 @dataclass
@@ -177,8 +182,9 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
                              "(the released evaluation's facebook/dpr-reader-multiset-base)")
     add("--prompt_style", choices=PROMPT_STYLES, default="tulu",
         help="'original' reproduces the released evaluation prompts (published numbers)")
-    add("--oracle", default=None, help="converted annotations (JSONL, docs/FORMAT.md §1): "
-                                       "execute their gold actions")
+    add("--oracle", default=None, help="converted annotations (JSONL, docs/FORMAT.md §1): execute their gold "
+                                       f"actions; '{GOLD_ORACLE}': the gold actions the benchmark data carries "
+                                       "(InterCode-SQL)")
     add("--max_steps", type=int, default=10, help="subgoals per episode")
     add("--max_new_tokens", type=int, default=None,
         help="new tokens per module call (default 256; 512 under --prompt_style original)")
@@ -242,7 +248,13 @@ def data_path(config: EvalConfig, benchmark: Benchmark) -> Path:
 
 def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
     """The examples to evaluate; a missing or unreadable file is an :class:`EvalSetupError` naming it."""
-    if config.oracle is not None:
+    if config.oracle == GOLD_ORACLE:
+        path = data_path(config, benchmark)
+        examples = _load_benchmark(config, benchmark, path)
+        if any(example.plan is None for example in examples):
+            raise EvalSetupError(f"--oracle {GOLD_ORACLE}: {benchmark.name}'s data carries no gold actions; "
+                                 "give converted annotations (docs/FORMAT.md §1)")
+    elif config.oracle is not None:
         if not Path(config.oracle).is_file():
             raise EvalSetupError(f"--oracle {config.oracle}: no such file (converted annotations, docs/FORMAT.md §1)")
         path = Path(config.oracle)
@@ -252,26 +264,31 @@ def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
             raise EvalSetupError(one_line(error)) from error
     else:
         path = data_path(config, benchmark)
-        if not (path.is_file() or (not benchmark.data_file and path.exists())):
-            expected = f"should hold {benchmark.data_file} or be that file" if benchmark.data_file else \
-                "should name the benchmark's data"
-            raise EvalSetupError(f"{benchmark.name} data {path} does not exist (--data_dir {expected}; "
-                                 f"scripts/download_data.sh fetches the benchmarks)")
-        try:
-            examples = benchmark.load(path)
-        except KeyError as error:
-            raise EvalSetupError(f"{path}: a record has no {error} field, which {benchmark.name} needs: "
-                                 f"is this another benchmark's file?") from error
-        except (OSError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
-            text = one_line(error)
-            raise EvalSetupError(text if str(path) in text else f"{benchmark.name} data {path}: {text}") from error
-        if not examples:
-            raise EvalSetupError(f"{benchmark.name} data {path} holds no example")
+        examples = _load_benchmark(config, benchmark, path)
     ids = [example.id for example in examples]
     if len(set(ids)) != len(ids):
         raise EvalSetupError(f"{path}: example ids are not unique: "
                              f"{[i for i, n in Counter(ids).items() if n > 1][:5]}")
     return examples[:config.max_num_examples] if config.max_num_examples else examples
+
+
+def _load_benchmark(config: EvalConfig, benchmark: Benchmark, path: Path) -> list[Example]:
+    if not (path.is_file() or (not benchmark.data_file and path.exists())):
+        expected = f"should hold {benchmark.data_file} or be that file" if benchmark.data_file else \
+            "should name the benchmark's data"
+        raise EvalSetupError(f"{benchmark.name} data {path} does not exist (--data_dir {expected}; "
+                             f"scripts/download_data.sh fetches the benchmarks)")
+    try:
+        examples = benchmark.load(path)
+    except KeyError as error:
+        raise EvalSetupError(f"{path}: a record has no {error} field, which {benchmark.name} needs: "
+                             f"is this another benchmark's file?") from error
+    except (OSError, ValueError, TypeError, AttributeError, UnicodeDecodeError) as error:
+        text = one_line(error)
+        raise EvalSetupError(text if str(path) in text else f"{benchmark.name} data {path}: {text}") from error
+    if not examples:
+        raise EvalSetupError(f"{benchmark.name} data {path} holds no example")
+    return examples
 
 
 def one_line(error: BaseException | str) -> str:
@@ -563,8 +580,9 @@ def run_settings(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     for name in ("model_name_or_path", "planner", "grounder", "qa_model"):
         values[name] = _model_setting(values[name])
     values["corpus"] = str(Path(config.corpus).resolve()) if config.corpus else None
-    values["data"] = None if config.oracle else fingerprint(data_path(config, benchmark))
-    values["oracle"] = fingerprint(config.oracle) if config.oracle else None
+    gold = config.oracle == GOLD_ORACLE
+    values["data"] = None if config.oracle and not gold else fingerprint(data_path(config, benchmark))
+    values["oracle"] = config.oracle if gold else fingerprint(config.oracle) if config.oracle else None
     for name, value in sorted(config.extra.items()):
         if name not in _NOT_SETTINGS_EXTRA:
             values[f"extra.{name}"] = value
@@ -652,6 +670,7 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     with JsonlStore(save_dir / "predictions.jsonl") as store:
         todo = [example for example in examples if example.id not in store]
         modules = _Modules(config, benchmark)
+        stop = benchmark.start(config) if benchmark.start is not None and todo else None
         try:
             for start in range(0, len(todo), config.eval_batch_size):
                 batch = todo[start:start + config.eval_batch_size]
@@ -677,6 +696,8 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
                           file=sys.stderr, flush=True)
         finally:
             modules.close()
+            if stop is not None:
+                stop()
         wanted = {example.id for example in examples}
         records = [record for record in store.records() if record["id"] in wanted]
     metrics = summarise(records, benchmark, config)
@@ -752,7 +773,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 
 def main(benchmark: Benchmark, argv: Sequence[str] | None = None) -> int:
-    config = parse_config(benchmark, argv)
+    config = parse_config(benchmark, argv, parents=[benchmark.flags()] if benchmark.flags else ())
     try:
         evaluate(config, benchmark)
     except (EvalSetupError, StoreLocked) as error:  # StoreLocked: another run writes this save_dir now

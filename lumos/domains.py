@@ -21,7 +21,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from lumos.vocabulary import COMPLEX_QA, MATHS, WEB_AGENT, DomainVocabulary
+from lumos.vocabulary import COMPLEX_QA, MATHS, WEB_AGENT, ActionSpec, DomainVocabulary
 
 Feedback = Literal["result", "completion"]
 
@@ -98,7 +98,8 @@ class Domain:
 
 MATHS_DOMAIN = Domain(
     name="maths", vocabulary=MATHS, toolbox_factory="lumos.tools.maths:maths_toolbox",
-    baselines=("cot", "direct"), raw_records="maths_solutions", original_protocol="lumos.protocol:original_maths_protocol",
+    baselines=("cot", "direct"), raw_records="maths_solutions",
+    original_protocol="lumos.protocol:original_maths_protocol",
     outputs_named_by_file=True)
 COMPLEX_QA_DOMAIN = Domain(
     name="complex_qa", vocabulary=COMPLEX_QA, toolbox_factory="lumos.tools.qa:qa_toolbox",
@@ -108,8 +109,15 @@ WEB_DOMAIN = Domain(
     name="web_agent", vocabulary=WEB_AGENT, toolbox_factory="lumos.tools.web:web_toolbox",
     feedback="completion", actions_have_results=False, validator="lumos.convert.validate:validate_web",
     gold_field="action_reprs")
+# InterCode-SQL (an unseen task: no training data); its tools are in lumos/tools/sql.py.
+SQL_DOMAIN = Domain(
+    name="sql", toolbox_factory="lumos.tools.sql:sql_toolbox", training=False,
+    vocabulary=DomainVocabulary(
+        name="sql", description_order=("SQL",),
+        actions=(ActionSpec("SQL", ("query",),
+                            "Run the SQL query on the task's database and return the result rows"),)))
 
-DOMAINS: dict[str, Domain] = {d.name: d for d in (MATHS_DOMAIN, COMPLEX_QA_DOMAIN, WEB_DOMAIN)}
+DOMAINS: dict[str, Domain] = {d.name: d for d in (MATHS_DOMAIN, COMPLEX_QA_DOMAIN, WEB_DOMAIN, SQL_DOMAIN)}
 
 
 def domain(name: str) -> Domain:

@@ -1,0 +1,1 @@
+"""InterCode-SQL: Spider questions answered by querying a real MariaDB server; InterCode's reward."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from lumos import prompts
 from lumos.domains import domain as lumos_domain
@@ -75,13 +75,18 @@ class Agent:
 
     ``protocol`` (``lumos.protocol``) decides what the modules are sent and how their replies are
     read; ``prompt_style="original"`` without one picks the released evaluation's protocol.
+    ``barrier``: whether iterative tasks advance round by round together; ``None`` (default) drops
+    the round barrier where it can (both modules OpenAI-compatible servers, a protocol with
+    independent tasks): each task then moves on as soon as its own reply is back, with the same
+    trajectories for the same replies.
     """
 
     def __init__(self, planner: Generator, grounder: Generator, toolbox: Toolbox | None, *, domain: str,
                  formulation: Formulation = "iterative", max_steps: int = 10,
                  feedback: FeedbackFunction | None = None, prompt_style: prompts.PromptStyle = "tulu",
                  planner_eos: str | None = None, grounder_eos: str | None = None, max_new_tokens: int | None = None,
-                 task_toolbox: TaskToolboxFactory | None = None, protocol: Protocol | None = None):
+                 task_toolbox: TaskToolboxFactory | None = None, protocol: Protocol | None = None,
+                 barrier: bool | None = None):
         if toolbox is None and task_toolbox is None:
             raise ValueError("give a toolbox or a task_toolbox factory")
         if formulation not in ("iterative", "onetime"):
@@ -101,6 +106,13 @@ class Agent:
         self.grounder_eos = grounder_eos or generator_eos(grounder)
         self.max_new_tokens = max_new_tokens or self.protocol.max_new_tokens
         self.task_toolbox = task_toolbox
+        streams = all(callable(getattr(g, "completion_stream", None)) for g in (planner, grounder))
+        possible = streams and self.protocol.tasks_independent and self.protocol.round_limit is None
+        if barrier is False and not possible:
+            raise ValueError("barrier=False needs OpenAI-compatible planner and grounder (completion_stream) and a "
+                             "protocol whose tasks are independent (not the released evaluation's)")
+        # Without a round barrier: iterative tasks on servers each advance as soon as their own reply is back.
+        self.barrier_free = possible if barrier is None else not barrier
 
     # ------------------------------------------------------------------ public
 
@@ -123,6 +135,9 @@ class Agent:
     # ------------------------------------------------------------------ iterative
 
     def _run_iterative(self, states: list[_TaskState]) -> None:
+        if self.barrier_free:
+            self._run_without_barrier(states)
+            return
         rounds = self.protocol.round_limit
         used = 0  # module calls so far (a round: one planner or one grounder call)
         while True:
@@ -140,15 +155,71 @@ class Agent:
             grounded = self._ground_round(planned)
             used += 1
             for state in grounded:
-                step = state.episode.steps[-1]
-                if state.failed is None:
-                    self._execute_step(state, step)
-                if state.episode.done:
-                    continue
-                state.plan_turns.append({"role": prompts.USER,
-                                         "content": self.protocol.feedback(step, state.episode, self.feedback)})
-                if rounds is None and len(state.episode.steps) >= self.max_steps:
-                    _finish(state, "step_limit", f"no stop after {self.max_steps} subgoals")
+                self._run_step(state)
+
+    def _run_step(self, state: _TaskState) -> None:
+        """Execute a task's grounded step and tell its planner the outcome (or end the task)."""
+        step = state.episode.steps[-1]
+        if state.failed is None:
+            self._execute_step(state, step)
+        if state.episode.done:
+            return
+        state.plan_turns.append({"role": prompts.USER,
+                                 "content": self.protocol.feedback(step, state.episode, self.feedback)})
+        if self.protocol.round_limit is None and len(state.episode.steps) >= self.max_steps:
+            _finish(state, "step_limit", f"no stop after {self.max_steps} subgoals")
+
+    def _run_without_barrier(self, states: list[_TaskState]) -> None:
+        """The iterative loop on OpenAI-compatible servers, each task advancing as soon as its own reply is back.
+
+        The same per-task steps as the round-based loop (``_take_plan``, ``_take_grounding``,
+        ``_run_step``), so the same replies give the same trajectories; but no task waits for the
+        slowest request of a round, and the servers' continuous batching stays full. At most the
+        streams' ``room`` requests are in flight; the others wait their turn in order.
+        """
+        from collections import deque
+
+        from lumos.llm.openai_backend import StreamGroup
+
+        with StreamGroup() as group:
+            plans = group.add(self.planner.completion_stream(stop=["\n"], max_new_tokens=self.max_new_tokens))
+            grounds = group.add(self.grounder.completion_stream(stop=["\n"], max_new_tokens=self.max_new_tokens))
+            waiting: dict[Any, deque] = {plans: deque(), grounds: deque()}
+            sent: dict[int, float] = {}
+
+            def ask(stream, index: int) -> None:
+                state = states[index]
+                turns, eos = ((state.plan_turns, self.planner_eos) if stream is plans
+                              else (state.ground_turns, self.grounder_eos))
+                waiting[stream].append((index, self._render(turns, eos)))
+
+            for index in range(len(states)):
+                ask(plans, index)
+            while any(waiting.values()) or not group.idle:
+                for stream, queued in waiting.items():
+                    while queued and stream.room > 0:
+                        index, text = queued.popleft()
+                        sent[index] = time.perf_counter()
+                        stream.submit(index, text)
+                try:
+                    finished = group.completed()
+                except Exception as error:  # noqa: BLE001 - a backend that fails whole still ends each task with a record
+                    for state in states:
+                        if not state.episode.done:
+                            _finish(state, "generation_error", f"{type(error).__name__}: {error}")
+                    return
+                for stream, index, reply in finished:
+                    state = states[index]
+                    seconds = time.perf_counter() - sent.pop(index)
+                    reply = reply if isinstance(reply, GenerationError) else reply.strip()
+                    if stream is plans:
+                        if self._take_plan(state, reply, seconds):
+                            self._ask_grounding(state)
+                            ask(grounds, index)
+                    elif self._take_grounding(state, reply, seconds):
+                        self._run_step(state)
+                        if not state.episode.done:
+                            ask(plans, index)
 
     def _at_limit(self, state: _TaskState, message: str) -> tuple[ExitStatus, str]:
         return ("tool_error", state.failed) if state.failed is not None else ("step_limit", message)
@@ -159,60 +230,66 @@ class Agent:
     def _plan_round(self, states: list[_TaskState]) -> list[_TaskState]:
         """Ask every planner for its next subgoal; returns the tasks that got one."""
         replies, seconds = self._generate(self.planner, [self._render(s.plan_turns, self.planner_eos) for s in states])
-        planned = []
-        for state, reply in zip(states, replies):
-            index = len(state.episode.steps) + 1
-            step = Step(index=index, plan_seconds=seconds)
-            if isinstance(reply, GenerationError):
-                _finish(state, "generation_error", f"planner: {reply}")
-                continue
-            step.plan_reply = reply
-            try:
-                turn = self.protocol.read_plan(reply, index)
-            except Exception as error:  # noqa: BLE001 - per-task boundary: any failure to read a reply ends that task
-                state.episode.steps.append(step)
-                _finish(state, "parse_error", f"planner reply for subgoal {index}: {_describe(error)}")
-                continue
-            if turn.stop:
-                if index == 1:
-                    state.episode.steps.append(step)
-                    _finish(state, "parse_error", "planner stopped before proposing any subgoal")
-                elif state.failed is not None:
-                    _finish(state, "tool_error", state.failed)
-                else:
-                    try:
-                        self.protocol.on_stop(state.episode, state.toolbox)
-                    except StepFailed as failure:  # e.g. the final-answer call of the original QA evaluation
-                        _finish(state, "tool_error", str(failure))
-                        continue
-                    _finish(state, "finished")
-                continue
-            step.subgoal = turn.subgoal
-            state.turn = turn
+        return [state for state, reply in zip(states, replies) if self._take_plan(state, reply, seconds)]
+
+    def _take_plan(self, state: _TaskState, reply: str | GenerationError, seconds: float) -> bool:
+        """Read one task's planner reply; True when it proposed a subgoal to ground."""
+        index = len(state.episode.steps) + 1
+        step = Step(index=index, plan_seconds=seconds)
+        if isinstance(reply, GenerationError):
+            _finish(state, "generation_error", f"planner: {reply}")
+            return False
+        step.plan_reply = reply
+        try:
+            turn = self.protocol.read_plan(reply, index)
+        except Exception as error:  # noqa: BLE001 - per-task boundary: any failure to read a reply ends that task
             state.episode.steps.append(step)
-            state.plan_turns.append({"role": prompts.ASSISTANT, "content": turn.history})
-            planned.append(state)
-        return planned
+            _finish(state, "parse_error", f"planner reply for subgoal {index}: {_describe(error)}")
+            return False
+        if turn.stop:
+            if index == 1:
+                state.episode.steps.append(step)
+                _finish(state, "parse_error", "planner stopped before proposing any subgoal")
+            elif state.failed is not None:
+                _finish(state, "tool_error", state.failed)
+            else:
+                try:
+                    self.protocol.on_stop(state.episode, state.toolbox)
+                except StepFailed as failure:  # e.g. the final-answer call of the original QA evaluation
+                    _finish(state, "tool_error", str(failure))
+                    return False
+                _finish(state, "finished")
+            return False
+        step.subgoal = turn.subgoal
+        state.turn = turn
+        state.episode.steps.append(step)
+        state.plan_turns.append({"role": prompts.ASSISTANT, "content": turn.history})
+        return True
 
     def _ground_round(self, states: list[_TaskState]) -> list[_TaskState]:
         """Ground every task's newest subgoal; returns the tasks whose grounding was read."""
         for state in states:
-            step = state.episode.steps[-1]
-            content = self.protocol.ground_turn(self.domain, state.episode.task, step.index, state.turn,
-                                                state.episode.steps[:-1])
-            state.ground_turns.append({"role": prompts.USER, "content": content})
+            self._ask_grounding(state)
         texts = [self._render(s.ground_turns, self.grounder_eos) for s in states]
         replies, seconds = self._generate(self.grounder, texts)
-        grounded = []
-        for state, reply in zip(states, replies):
-            step = state.episode.steps[-1]
-            step.ground_seconds = seconds
-            history = self._read_grounding(state, step, reply)
-            if history is None:
-                continue
-            state.ground_turns.append({"role": prompts.ASSISTANT, "content": history})
-            grounded.append(state)
-        return grounded
+        return [state for state, reply in zip(states, replies) if self._take_grounding(state, reply, seconds)]
+
+    def _ask_grounding(self, state: _TaskState) -> None:
+        """Add the user turn asking the grounder for the newest subgoal's actions."""
+        step = state.episode.steps[-1]
+        content = self.protocol.ground_turn(self.domain, state.episode.task, step.index, state.turn,
+                                            state.episode.steps[:-1])
+        state.ground_turns.append({"role": prompts.USER, "content": content})
+
+    def _take_grounding(self, state: _TaskState, reply: str | GenerationError, seconds: float) -> bool:
+        """Read one task's grounder reply; True when its actions were read (the step is ready to run)."""
+        step = state.episode.steps[-1]
+        step.ground_seconds = seconds
+        history = self._read_grounding(state, step, reply)
+        if history is None:
+            return False
+        state.ground_turns.append({"role": prompts.ASSISTANT, "content": history})
+        return True
 
     # ------------------------------------------------------------------ onetime
 

@@ -30,7 +30,9 @@ from typing import Callable, Sequence
 from lumos import prompts
 from lumos.domains import domain as lumos_domain
 from lumos.episode import Episode, Step, ToolCall
-from lumos.format import Action, FormatError, number_action_outputs, parse_actions, render_actions
+from lumos.format import (
+    ORIGINAL_VARIABLE, Action, FormatError, matching_paren, number_action_outputs, parse_actions, render_actions,
+)
 from lumos.tools.base import Toolbox, ToolError
 
 FeedbackFunction = Callable[[int, str, str], str]
@@ -63,6 +65,9 @@ class Protocol:
     round_limit: int | None = None  # module calls per task (one planner or one grounder call each); None: max_steps
     end_on_tool_error = True
     add_special_tokens = True  # whether the backend adds BOS to a prompt
+    # A task's prompts depend only on its own replies and results, so tasks may advance out of step
+    # (the served loop without a round barrier); the released evaluation ran round by round.
+    tasks_independent = True
 
     # ------------------------------------------------------------------ prompts
 
@@ -162,6 +167,7 @@ class OriginalProtocol(Protocol):
     max_new_tokens = 512
     end_on_tool_error = False  # the original keeps asking both modules; nothing more is executed
     add_special_tokens = False
+    tasks_independent = False  # round by round, tasks in input order (QA carries one example's result to the next)
 
     def __init__(self, rounds: int | None = None):
         if rounds is not None and rounds < 1:
@@ -288,7 +294,7 @@ class OriginalMathsProtocol(OriginalProtocol):
         return values
 
 
-_ORIGINAL_VARIABLE = re.compile(r"R[0-9]+")
+_ORIGINAL_VARIABLE = ORIGINAL_VARIABLE
 _ORIGINAL_FUNCTION = re.compile(r"R[0-9]+\(")
 
 
@@ -337,14 +343,9 @@ def read_original_action(text: str) -> tuple[list[str], str, str]:
 def _call_args(text: str, paren: int) -> str:
     if paren < 0:
         return ""
-    depth = 0
-    for position in range(paren, len(text)):
-        if text[position] == "(":
-            depth += 1
-        elif text[position] == ")":
-            depth -= 1
-            if depth == 0:
-                return text[paren + 1:position]
+    close = matching_paren(text, paren)
+    if close >= 0:
+        return text[paren + 1:close]
     return text[paren + 1:text.rfind(")")] if ")" in text[paren:] else text[paren + 1:]
 
 

@@ -319,6 +319,79 @@ class RequestStream:
         self._to_store = []
 
 
+class _GroupInbox:
+    """Where a grouped stream's finished requests go: the group's one queue, marked with the stream."""
+
+    def __init__(self, stream: RequestStream, shared: queue.SimpleQueue):
+        self._stream = stream
+        self._shared = shared
+
+    def put(self, item: tuple[int, Any]) -> None:
+        self._shared.put((self._stream, item))
+
+
+class StreamGroup:
+    """Several :class:`RequestStream` (e.g. a planner's and a grounder's, on different servers) waited on
+    together: :meth:`completed` returns whatever finished on any of them, as soon as something has.
+
+        with StreamGroup() as group:
+            plans = group.add(planner.completion_stream(max_new_tokens=256))
+            grounds = group.add(grounder.completion_stream(max_new_tokens=256))
+            plans.submit(tag, prompt)
+            for stream, tag, reply in group.completed(): ...
+
+    A stream in a group is read through the group only (its own ``completed`` would miss replies).
+    """
+
+    def __init__(self):
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self.streams: list[RequestStream] = []
+
+    def add(self, stream: RequestStream) -> RequestStream:
+        if stream._live or stream._ready:
+            raise ValueError("add a stream to a group before submitting to it")
+        stream._finished = _GroupInbox(stream, self._inbox)
+        self.streams.append(stream)
+        return stream
+
+    @property
+    def idle(self) -> bool:
+        return all(stream.idle for stream in self.streams)
+
+    def completed(self) -> list[tuple[RequestStream, Hashable, str | GenerationError]]:
+        """Sends what is queued on every stream, then returns every finished ``(stream, tag, reply or error)``;
+        waits for at least one while any request is running."""
+        for stream in self.streams:
+            stream._dispatch()
+        done = [(stream, tag, result) for stream in self.streams for tag, result in stream._ready]
+        for stream in self.streams:
+            stream._ready = []
+        if not done and any(stream._live for stream in self.streams):
+            stream, item = self._inbox.get()
+            done.append((stream, *stream._take(item)))
+        while True:
+            try:
+                stream, item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            done.append((stream, *stream._take(item)))
+        for stream in self.streams:
+            stream._store_answers()
+            if stream._bar is not None:
+                stream._bar.update(sum(1 for owner, _, _ in done if owner is stream))
+        return done
+
+    def close(self) -> None:
+        for stream in self.streams:
+            stream.close()
+
+    def __enter__(self) -> "StreamGroup":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 class OpenAIGenerator(Generator, ChatGenerator):
     """Chat (``/v1/chat/completions``) and text (``/v1/completions``) generation against one endpoint.
 

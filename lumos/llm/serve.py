@@ -8,12 +8,21 @@ Speaks the real protocol for ``POST /v1/chat/completions``, ``POST /v1/completio
 127.0.0.1 unless told otherwise. For tests, ``faults`` scripts per-request failures (429 with
 ``Retry-After``, 500, a long delay, empty content, a malformed body) and ``stats`` counts
 requests and the most requests in flight at once.
+
+A latency model for benchmarks stands in for a real server's compute: each request waits
+``(latency_s + latency_per_token_s * tokens generated) * f``, where ``f`` varies per request
+(uniform in ``1 ± latency_jitter``, drawn from the request's text and ``latency_seed``, so the same
+request waits the same in every run). The waits overlap, as a continuously batching server's do.
+
+    python -m lumos.llm.serve --model scripted:replies.json --latency_s 0.05 --latency_per_token_s 0.01 \
+        --latency_jitter 0.5
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import sys
 import threading
@@ -66,10 +75,16 @@ class OpenAICompatibleServer:
     """``with OpenAICompatibleServer(generator) as server: OpenAI(base_url=server.url, ...)``."""
 
     def __init__(self, generator: Generator | ChatGenerator, *, host: str = "127.0.0.1", port: int = 0,
-                 model_name: str = "lumos", latency_s: float = 0.0, eos: str = "</s>"):
+                 model_name: str = "lumos", latency_s: float = 0.0, eos: str = "</s>",
+                 latency_per_token_s: float = 0.0, latency_jitter: float = 0.0, latency_seed: int = 0):
+        if min(latency_s, latency_per_token_s) < 0 or not 0 <= latency_jitter <= 1:
+            raise ValueError("latencies must be at least 0 and latency_jitter between 0 and 1")
         self.generator = generator
         self.model_name = model_name
         self.latency_s = latency_s
+        self.latency_per_token_s = latency_per_token_s
+        self.latency_jitter = latency_jitter
+        self.latency_seed = latency_seed
         self.eos = eos
         self.faults: list[Fault] = []
         self.stats = ServerStats()
@@ -132,6 +147,13 @@ class OpenAICompatibleServer:
     def _leave(self) -> None:
         with self._lock:
             self.stats.in_flight -= 1
+
+    def latency_factor(self, text: str) -> float:
+        """The request's own multiplier of the latency model, in ``1 ± latency_jitter``; the same for the same text."""
+        if not self.latency_jitter:
+            return 1.0
+        draw = random.Random(f"{self.latency_seed}\x00{text}").uniform(-1.0, 1.0)
+        return 1.0 + self.latency_jitter * draw
 
     def _generate(self, kind: str, body: dict[str, Any]) -> list[str | GenerationError]:
         stop = body.get("stop")
@@ -273,8 +295,9 @@ def _handler_for(server: OpenAICompatibleServer):
                 server._leave()
 
         def _answer(self, kind: str, body: dict[str, Any], fault: Fault | None) -> None:
+            factor = server.latency_factor(_request_text(kind, body))
             if server.latency_s:
-                time.sleep(server.latency_s)
+                time.sleep(server.latency_s * factor)
             if fault is not None:
                 if fault.kind == "rate_limit":
                     return self._error(429, "rate limit reached (injected)",
@@ -286,6 +309,9 @@ def _handler_for(server: OpenAICompatibleServer):
                 if fault.kind == "delay":
                     time.sleep(fault.delay_s)
             results = server.generate(kind, body)
+            if server.latency_per_token_s:  # outside the generation lock: waits overlap
+                generated = sum(_count_tokens(r) for r in results if isinstance(r, str))
+                time.sleep(server.latency_per_token_s * generated * factor)
             if fault is not None and fault.kind == "empty":
                 results = ["" for _ in results]
             for result in results:
@@ -319,6 +345,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--model_name", default=None, help="the id /v1/models reports (default: --model)")
     parser.add_argument("--latency_s", type=float, default=0.0, help="added delay per request (benchmarks)")
+    parser.add_argument("--latency_per_token_s", type=float, default=0.0,
+                        help="added delay per generated token (whitespace-separated word) of a request")
+    parser.add_argument("--latency_jitter", type=float, default=0.0,
+                        help="each request's delays scaled by a factor in 1 +- this (0 to 1), fixed per request text")
+    parser.add_argument("--latency_seed", type=int, default=0, help="seed of the per-request latency factors")
     parser.add_argument("--eos", default="</s>", help="EOS text used when rendering chat turns for a text model")
     args = parser.parse_args(argv)
 
@@ -340,10 +371,14 @@ def main(argv: list[str] | None = None) -> None:
     try:
         server = OpenAICompatibleServer(generator, host=args.host, port=args.port,
                                         model_name=args.model_name or args.model, latency_s=args.latency_s,
-                                        eos=args.eos)
+                                        eos=args.eos, latency_per_token_s=args.latency_per_token_s,
+                                        latency_jitter=args.latency_jitter, latency_seed=args.latency_seed)
     except OSError as error:
         generator.close()
         _exit(f"cannot listen on {args.host}:{args.port}: {error.strerror or error}")
+    except ValueError as error:  # a negative latency, a jitter outside 0..1
+        generator.close()
+        _exit(str(error))
     print(f"serving {args.model} at {server.url}", flush=True)
     try:
         server.serve_forever()

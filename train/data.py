@@ -1,13 +1,17 @@
 """Training examples for fine-tuning: load conversations, tokenise with loss masks, pack or pad.
 
 Each conversation (FORMAT.md §3) is rendered by ``lumos.prompts.render_chat``, which also returns
-the character spans of the assistant answers with their EOS (headers excluded). As in
-open-instruct's ``encode_with_messages_format``, which trained the released checkpoints, the loss
-also covers the newline after each EOS (LLaMA tokenises it as ``▁`` + ``<0x0A>``): the original
-masks each user turn from the token count of the text before it, and that text ends with the
-newline. The fast tokenizer's offset mapping turns the spans into labels in one pass over the
-tokens; ``prefix_masks=True`` (or a tokenizer without offsets) counts tokens of text prefixes
-instead, the original's own procedure.
+the character spans of the assistant answers with their EOS (headers excluded). As open-instruct's
+``encode_with_messages_format`` does with a current tokenizer, the loss also covers the newline
+after each EOS (LLaMA tokenises it as ``▁`` + ``<0x0A>``): it masks each user turn from the token
+count of the text before it, and that text ends with the newline. The fast tokenizer's offset
+mapping turns the spans into labels in one pass over the tokens; ``prefix_masks=True`` (or a
+tokenizer without offsets) counts tokens of text prefixes instead, open-instruct's own procedure.
+
+``strip_after_eos=True`` reproduces how the released checkpoints were most likely trained: the
+original ran open-instruct with a 2023 transformers whose slow LLaMA tokenizer, once ``</s>`` is
+re-registered as a plain string, strips the whitespace around it; the ids then read
+``</s>`` ``▁<`` ``|user|>`` (no newline) and the loss covers each answer and its EOS only.
 """
 
 from __future__ import annotations
@@ -102,15 +106,30 @@ def labels_from_prefixes(input_ids: Sequence[int], text: str, spans: Sequence[tu
     return labels
 
 
+def strip_newlines_after(text: str, answer_spans: Sequence[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]]:
+    """``text`` without the newline that follows each answer's EOS, and the spans moved to match."""
+    pieces, spans, cut, removed = [], [], 0, 0
+    for start, end in answer_spans:
+        spans.append((start - removed, end - removed))
+        if text[end:end + 1] == "\n":
+            pieces.append(text[cut:end])
+            cut, removed = end + 1, removed + 1
+    pieces.append(text[cut:])
+    return "".join(pieces), spans
+
+
 def encode_conversation(messages: Sequence[dict[str, str]], tokenizer: "PreTrainedTokenizerBase",
-                        max_seq_length: int, prefix_masks: bool = False) -> dict[str, list[int]]:
+                        max_seq_length: int, prefix_masks: bool = False,
+                        strip_after_eos: bool = False) -> dict[str, list[int]]:
     """``input_ids`` (BOS first, truncated to ``max_seq_length``) and assistant-only ``labels``.
 
     Labels cover each answer, its EOS and the newline after the EOS (see the module docstring);
     from offsets by default, from prefix token counts with ``prefix_masks`` or a tokenizer
-    that gives no offsets.
+    that gives no offsets. ``strip_after_eos``: no newline after an EOS, answers and EOS labelled.
     """
     text, answer_spans = render_chat(messages, tokenizer.eos_token)
+    if strip_after_eos:
+        text, answer_spans = strip_newlines_after(text, answer_spans)
     spans = loss_spans(text, answer_spans)
     if prefix_masks or not getattr(tokenizer, "is_fast", False):
         input_ids = tokenizer(text, add_special_tokens=True, truncation=True, max_length=max_seq_length)["input_ids"]
@@ -124,13 +143,14 @@ def encode_conversation(messages: Sequence[dict[str, str]], tokenizer: "PreTrain
 
 def tokenize_dataset(dataset: "datasets.Dataset", tokenizer: "PreTrainedTokenizerBase",
                      max_seq_length: int, num_workers: int | None = None, *, prefix_masks: bool = False,
-                     overwrite_cache: bool = False) -> "datasets.Dataset":
+                     strip_after_eos: bool = False, overwrite_cache: bool = False) -> "datasets.Dataset":
     """Tokenise every conversation; drop (and count) those truncated down to no label at all.
 
     ``overwrite_cache`` recomputes instead of reusing the ``datasets`` cache of an earlier run.
     """
     tokenized = dataset.map(
-        lambda record: encode_conversation(record["messages"], tokenizer, max_seq_length, prefix_masks),
+        lambda record: encode_conversation(record["messages"], tokenizer, max_seq_length, prefix_masks,
+                                           strip_after_eos),
         remove_columns=dataset.column_names, num_proc=num_workers, desc="tokenising",
         load_from_cache_file=not overwrite_cache)
     tokenized = tokenized.filter(lambda record: any(label != IGNORE_INDEX for label in record["labels"]),

@@ -95,6 +95,9 @@ class FinetuneConfig:
     preprocessing_num_workers: int | None = None
     overwrite_cache: bool = field(default=False, metadata={"help": "tokenise again instead of reusing the "
                                                            "datasets cache"})
+    strip_after_eos: bool = field(default=False, metadata={"help": "no newline after an answer's EOS and only "
+                                                           "answer + EOS labelled: the ids the released "
+                                                           "checkpoints were trained on (2023 slow tokenizer)"})
     packing: bool = field(default=False, metadata={"help": "pack examples into max_seq_length rows "
                                                    "without attention across examples"})
     # optimisation
@@ -253,7 +256,7 @@ class FinetuneRecipe:
         with self.accelerator.main_process_first():
             examples = tokenize_dataset(conversations, self.tokenizer, cfg.max_seq_length,
                                         cfg.preprocessing_num_workers, prefix_masks=cfg.use_slow_tokenizer,
-                                        overwrite_cache=cfg.overwrite_cache)
+                                        strip_after_eos=cfg.strip_after_eos, overwrite_cache=cfg.overwrite_cache)
         self.dataloader = self._dataloader(examples)
 
         # after prepare() each process sees its share of the batches (evened out across processes)

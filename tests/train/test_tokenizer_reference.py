@@ -152,3 +152,25 @@ def test_our_own_training_files_encode_as_open_instruct_does(gsm8k_train_files, 
                     {"input_ids": ids, "labels": labels}, f"{path.name}:{number}"
                 checked += 1
     assert checked >= 300
+
+
+@pytest.mark.parametrize("prefix_masks", [False, True], ids=["offsets", "prefixes"])
+def test_strip_after_eos_gives_the_2023_slow_tokenizer_ids(reference_conversations, llama2_tokenizer, prefix_masks):
+    """The original ran open-instruct with a 2023 transformers whose slow LLaMA tokenizer strips the
+    whitespace around a ``</s>`` registered as a plain string: ``</s>`` is followed by ``▁<`` of the next
+    header, and only answers and EOS are labelled. (Measured once against transformers 4.30.2's slow
+    tokenizer over a SentencePiece model rebuilt from this tokenizer: equal on every reference
+    conversation without a double space; see README, Training.)"""
+    tokenizer = llama2_tokenizer
+    multi_turn = [(where, m) for where, m in reference_conversations if len(m) > 2][::7]
+    for where, messages in multi_turn:
+        encoded = encode_conversation(messages, tokenizer, 100_000, prefix_masks=prefix_masks, strip_after_eos=True)
+        ids, labels = encoded["input_ids"], encoded["labels"]
+        eos_positions = [i for i, token in enumerate(ids) if token == tokenizer.eos_token_id]
+        assert len(eos_positions) == sum(m["role"] == "assistant" for m in messages), where
+        for position in eos_positions[:-1]:
+            assert tokenizer.convert_ids_to_tokens(ids[position + 1]) == "▁<", where
+            assert labels[position] == ids[position] and labels[position + 1] == IGNORE_INDEX, where
+        answers = [m["content"].strip() for m in messages if m["role"] == "assistant"]
+        labelled = [tokenizer.decode([t for t in labels if t != IGNORE_INDEX])]
+        assert labelled == ["".join(answer + tokenizer.eos_token for answer in answers)], where

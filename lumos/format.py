@@ -24,12 +24,17 @@ from dataclasses import dataclass, field, replace
 from typing import Sequence
 
 OUTPUT = "Output"
-_VARIABLE = r"(?:R[1-9]\d*|Output)"
+# The one variable grammar: R1, R2, ... (no R0, no leading zero). Everything that reads variables uses these.
+VARIABLE_NUMBER = r"[1-9]\d*"
+VARIABLE = rf"R{VARIABLE_NUMBER}"
+VARIABLE_IN_TEXT = re.compile(rf"\bR({VARIABLE_NUMBER})\b")  # a variable standing as a word; group 1: its number
+# The released evaluation's reading (its findvariables): R and digits anywhere, R0 included; original modes only.
+ORIGINAL_VARIABLE = re.compile(r"R[0-9]+")
+_VARIABLE = rf"(?:{VARIABLE}|Output)"
 _OUTPUTS_PREFIX = re.compile(rf"({_VARIABLE}(?:, {_VARIABLE})*) = ")
 _TOOL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _SUBGOAL_LINE = re.compile(r"Subgoal (\d+): (.*)")
 _ACTION_LINE = re.compile(r"Action (\d+)-(\d+): (.*)")
-_R_VARIABLE = re.compile(r"\bR([1-9]\d*)\b")
 
 ACTION_SHAPE = "<outputs> = <Tool>(<args>)[ = <result>] or <Tool>(<args>)"
 
@@ -99,20 +104,21 @@ class Plan:
 # --------------------------------------------------------------------------- scanning
 
 
-def _find_call_end(text: str, open_pos: int) -> int:
-    """Index of the ``)`` that balances the ``(`` at ``open_pos``; -1 when none does.
+def matching_paren(text: str, open_pos: int, *, quotes: str = "") -> int:
+    """Index of the ``)`` that balances the ``(`` at ``open_pos``; -1 when none does (the one bracket matcher).
 
-    Parentheses inside double-quoted strings do not count, so web queries such as
-    ``CLICK(Env, "smile :)")`` parse; an unterminated quote means no balance.
+    Parentheses inside strings quoted with a character of ``quotes`` do not count (``'"'``: web queries
+    such as ``Code(print("a :)"))`` parse); an unterminated quote means no balance.
     """
     depth = 0
-    in_quote = False
+    quote = ""
     for pos in range(open_pos, len(text)):
         char = text[pos]
-        if char == '"':
-            in_quote = not in_quote
-        elif in_quote:
-            continue
+        if quote:
+            if char == quote:
+                quote = ""
+        elif char in quotes:
+            quote = char
         elif char == "(":
             depth += 1
         elif char == ")":
@@ -170,7 +176,7 @@ def parse_action(text: str, *, line_no: int | None = None) -> Action:
         raise FormatError("action does not start with a tool call", text, line_no=line_no,
                           expected=ACTION_SHAPE)
     open_pos = name.end()
-    close_pos = _find_call_end(rest, open_pos)
+    close_pos = matching_paren(rest, open_pos, quotes='"')
     if close_pos < 0:
         raise FormatError("unbalanced parentheses in action", text, line_no=line_no,
                           expected="the argument to end at the ')' balancing the first '('")
@@ -285,7 +291,7 @@ def render_plan(plan: Plan) -> str:
 
 def variables_used(args: str) -> list[int]:
     """Indices of the ``R<n>`` variables an argument string refers to, in order of appearance."""
-    return [int(n) for n in _R_VARIABLE.findall(args)]
+    return [int(n) for n in VARIABLE_IN_TEXT.findall(args)]
 
 
 def number_action_outputs(actions: Sequence[Action], highest: int = 0) -> list[Action]:

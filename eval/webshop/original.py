@@ -65,6 +65,7 @@ from typing import Any, Sequence
 
 from eval.webshop import original_prompts as prompts
 from lumos.episode import Episode, Step, ToolCall
+from lumos.format import ORIGINAL_VARIABLE
 from lumos.llm.base import GenerationError, Generator
 from lumos.tools.web import Ranker
 from lumos.webshop.env import WebShopActionError, WebShopTextEnv
@@ -76,7 +77,7 @@ ROUNDS = 10  # planner and grounder calls together, alternating
 MAX_NEW_TOKENS = 512
 KEEP_PLANNING = "No, I will keep planning."
 ACTIONS = ("Search", "Click", "FeatureRetrieve", "Pick")
-_VARIABLE = re.compile(r"R[0-9]+")
+_VARIABLE = ORIGINAL_VARIABLE
 
 
 class OriginalActionError(ValueError):

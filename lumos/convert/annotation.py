@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from lumos import prompts
 from lumos.domains import domain as lumos_domain, domain_names
+from lumos.format import matching_paren
 
 OUTPUT = "Output"
 
@@ -78,17 +79,10 @@ def read_subgoal_plan(text: str) -> list[AnnotatedSubgoal]:
 def _closing_paren(line: str, open_pos: int) -> int:
     """Position of the ``)`` balancing the ``(`` at ``open_pos``; the last position scanned when
     none balances. With ``open_pos == -1`` only the line's last character is looked at."""
-    depth = 0
-    pos = open_pos - 1
-    for char in line[open_pos:]:
-        pos += 1
-        if char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        if depth == 0:
-            break
-    return pos
+    if open_pos < 0:
+        return -1 if line else -2  # what the original's scan gives: one character looked at, never a "("
+    close = matching_paren(line, open_pos)
+    return close if close >= 0 else len(line) - 1
 
 
 def read_action(line: str, *, with_result: bool = True) -> AnnotatedAction:

@@ -27,7 +27,7 @@ import time
 from fractions import Fraction
 from typing import Mapping
 
-from lumos.format import split_top_level
+from lumos.format import VARIABLE, matching_paren, split_top_level
 from lumos.tools.arithmetic import NotArithmetic, evaluate_arithmetic
 from lumos.tools.base import ToolError, Toolbox
 from lumos.tools.numbers import format_number, normalize_arithmetic, parse_number
@@ -39,7 +39,7 @@ MAX_ARGUMENT = 10_000  # characters of one action's argument, checked before any
 MAX_CALL_DEPTH = 50  # R<n>(...) calls nested inside each other
 MAX_COUNT_ITEMS = 100_000
 
-_VARIABLE = re.compile(r"(?<![A-Za-z_])R([1-9]\d*)\b")
+_VARIABLE = re.compile(rf"(?<![A-Za-z_]){VARIABLE}\b")
 _SINGLE_EQUALS = re.compile(r"(?<![<>=!])=(?!=)")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _INTEGER = re.compile(r"-?\d{1,4000}")
@@ -360,15 +360,10 @@ def _top_level_equation(text: str) -> tuple[str, str] | None:
 
 
 def _matching_paren(text: str, open_pos: int) -> int:
-    depth = 0
-    for pos in range(open_pos, len(text)):
-        if text[pos] == "(":
-            depth += 1
-        elif text[pos] == ")":
-            depth -= 1
-            if depth == 0:
-                return pos
-    raise ToolError(f"unbalanced parentheses in {text!r}")
+    close = matching_paren(text, open_pos)
+    if close < 0:
+        raise ToolError(f"unbalanced parentheses in {text!r}")
+    return close
 
 
 def _split_items(text: str) -> list[str]:

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Mapping, MutableMapping, Sequence
 
+from lumos.format import ORIGINAL_VARIABLE, VARIABLE_IN_TEXT
 from lumos.llm.base import ChatGenerator, GenerationError, Generator
 from lumos.tools.base import ToolError, Toolbox
 from lumos.tools.retrieval import (KnowledgeSource, LocalCorpus, PageLookup, RetrievalError, WikipediaAPI,
@@ -32,7 +33,7 @@ from lumos.tools.retrieval import (KnowledgeSource, LocalCorpus, PageLookup, Ret
 from lumos.vocabulary import COMPLEX_QA
 
 PAGE = re.compile(r"WikipediaPage\((.*)\)", re.DOTALL)
-_VARIABLE = re.compile(r"\bR([1-9]\d*)\b")
+_VARIABLE = VARIABLE_IN_TEXT
 _QUERY_MARK = re.compile(r",\s*(?:Query|Question):\s*", re.IGNORECASE)
 NO_ANSWER = "No answer"
 
@@ -206,7 +207,7 @@ YES_NO_SUFFIX = " Must answer yes/no."
 TITLE_SEPARATOR = "***"  # "<title> *** <sentence>" in KnowledgeQuery's list
 SENTENCE_SEPARATOR = "*****"  # between sentences of a fetched page
 ORIGINAL_QA_MAX_TOKENS = 100
-_ORIGINAL_VARIABLE = re.compile(r"R[0-9]+")  # the original's findvariables: no word boundary
+_ORIGINAL_VARIABLE = ORIGINAL_VARIABLE  # the original's findvariables: no word boundary
 _MATH_OPERATORS = ("*", "/", "+", "-", "^", "=", "<", ">")
 
 Flavour = Literal["hotpotqa", "strategyqa"]

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Sequence
 from urllib.parse import parse_qs, unquote, urlparse
 
-from lumos.format import Action, FormatError
+from lumos.format import VARIABLE, Action, FormatError
 from lumos.tools.base import Toolbox
 from lumos.vocabulary import vocabulary
 
@@ -40,8 +40,8 @@ ERROR_PREFIX = "Error executing query: "
 READER = "lumos_reader"  # the SELECT-only account of a server this module starts
 STATEMENT_SECONDS = 10  # MariaDB's max_statement_time for each agent query
 
-_ACTION = re.compile(r"(?P<output>R[1-9]\d*) = SQL\((?P<query>.*)\)", re.S)
-_BOUNDARY = re.compile(r"; (?=R[1-9]\d* = SQL\()")
+_ACTION = re.compile(rf"(?P<output>{VARIABLE}) = SQL\((?P<query>.*)\)", re.S)
+_BOUNDARY = re.compile(rf"; (?={VARIABLE} = SQL\()")
 _SHAPE = "'Rk = SQL(<query>)'"
 _NEWLINES = re.compile(r"\s*\n\s*")  # an action is one line: a query's line breaks become spaces
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
-from lumos.format import Action
+from lumos.format import VARIABLE, Action
 from lumos.tools.base import ToolError, Toolbox
 
 WEB_TOOL_NAMES = ("CLICK", "TYPE", "SELECT")
@@ -197,15 +197,15 @@ def top_k(ranker: Ranker, query: str, elements: Sequence[Element], k: int) -> li
 # Both are free text: quotes, commas, parentheses and words such as ``R9`` in them are data, never
 # syntax or variables. The call's arguments end at the LAST ``)`` of the action.
 
-PAGE_PATTERN = r"(?:Env|R[1-9]\d*)"
+PAGE_PATTERN = rf"(?:Env|{VARIABLE})"
 _PAGE = re.compile(PAGE_PATTERN)
 QUERY_LABEL, TEXT_LABEL = "QUERY:", "TEXT:"
 _TEXT_SEPARATOR = re.compile(r",\s*TEXT:")
 _QUERY_START = re.compile(rf"(?P<page>[^,]*),\s*QUERY:(?P<rest>.*)", re.DOTALL)
-_OUTPUT_PREFIX = re.compile(r"(?P<output>R[1-9]\d*|Output) = ")
+_OUTPUT_PREFIX = re.compile(rf"(?P<output>{VARIABLE}|Output) = ")
 _CALL_START = re.compile(r"(?P<tool>[A-Za-z_][A-Za-z0-9_]*)\(")
 # Where a grounding reply may be split into actions: "; " followed by the next "Rk = VERB(".
-_ACTION_BOUNDARY = re.compile(r"; (?=(?:R[1-9]\d*|Output) = [A-Za-z_][A-Za-z0-9_]*\(|[A-Za-z_][A-Za-z0-9_]*\()")
+_ACTION_BOUNDARY = re.compile(rf"; (?=(?:{VARIABLE}|Output) = [A-Za-z_][A-Za-z0-9_]*\(|[A-Za-z_][A-Za-z0-9_]*\()")
 
 
 class WebArgumentError(WebActionError):
@@ -398,7 +398,7 @@ class WebToolbox(Toolbox):
     def variables_in(self, action: Action) -> list[int]:
         """Only the page argument names a variable: ``R9`` inside a query or text is a word."""
         page = action.args.split(",", 1)[0].strip()
-        return [int(page[1:])] if re.fullmatch(r"R[1-9]\d*", page) else []
+        return [int(page[1:])] if re.fullmatch(VARIABLE, page) else []
 
     @property
     def episode_end(self) -> str | None:

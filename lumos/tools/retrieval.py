@@ -78,6 +78,108 @@ def _tokenize(texts: Sequence[str]) -> list[list[str]]:
     return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
 
+# --------------------------------------------------------------------------- the one BM25 and the rankers
+
+
+class BM25Index:
+    """A bm25s index over ``texts`` (English stopwords out), built once; ``scores(query)`` gives one score per
+    text, all 0 when no query term is in the index. The corpus, the web ranker and WebShop search use it."""
+
+    def __init__(self, texts: Sequence[str] = (), *, k1: float = 1.5, b: float = 0.75, retriever=None):
+        import bm25s
+
+        self.size = len(texts)
+        if retriever is None:
+            tokens = _tokenize(texts) if texts else []
+            if any(tokens):
+                retriever = bm25s.BM25(k1=k1, b=b)
+                retriever.index(tokens, show_progress=False)
+        self.retriever = retriever
+        self._vocabulary = set(retriever.vocab_dict) if retriever is not None else set()
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike, size: int) -> "BM25Index":
+        """An index saved by :meth:`save` over ``size`` texts."""
+        import bm25s
+
+        index = cls(retriever=bm25s.BM25.load(str(folder)))
+        index.size = size
+        return index
+
+    def save(self, folder: str | os.PathLike) -> None:
+        self.retriever.save(str(folder))
+
+    def scores(self, query: str) -> list[float]:
+        tokens = [token for token in _tokenize([query])[0] if token in self._vocabulary]
+        if not tokens:
+            return [0.0] * self.size
+        return [float(score) for score in self.retriever.get_scores(tokens)]
+
+
+class Ranker(Protocol):
+    """Scores texts against a query; higher is more relevant."""
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]: ...
+
+
+class BM25Ranker:
+    """Lexical ranking with bm25s over the texts of one call (indexed per call: a page, a few paragraphs)."""
+
+    def __init__(self, k1: float = 1.5, b: float = 0.75):
+        self.k1 = k1
+        self.b = b
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        return BM25Index(texts, k1=self.k1, b=self.b).scores(query)
+
+
+class CrossEncoderRanker:
+    """A sentence-transformers cross-encoder scoring (query, text) pairs; loaded on first use."""
+
+    def __init__(self, model_name_or_path: str, device: str | None = None, max_length: int = 512,
+                 batch_size: int = 64):
+        self.model_name_or_path = model_name_or_path
+        self.device = device
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self._model = None
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        if self._model is None:
+            from sentence_transformers import CrossEncoder
+
+            self._model = CrossEncoder(self.model_name_or_path, num_labels=1, max_length=self.max_length,
+                                       device=self.device)
+        predicted = self._model.predict([[query, text] for text in texts], batch_size=self.batch_size,
+                                        convert_to_numpy=True, show_progress_bar=False)
+        return [float(score) for score in predicted]
+
+
+class BiEncoderRanker:
+    """A sentence-transformers bi-encoder: cosine similarity of query and text embeddings; loaded on first use."""
+
+    def __init__(self, model_name_or_path: str, device: str | None = None, batch_size: int = 64):
+        self.model_name_or_path = model_name_or_path
+        self.device = device
+        self.batch_size = batch_size
+        self._model = None
+
+    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
+        if not texts:
+            return []
+        if self._model is None:
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(self.model_name_or_path, device=self.device)
+        embeddings = self._model.encode([query, *texts], batch_size=self.batch_size, convert_to_numpy=True,
+                                        normalize_embeddings=True, show_progress_bar=False)
+        return [float(score) for score in embeddings[1:] @ embeddings[0]]
+
+
 def load_corpus(path: str | os.PathLike) -> list[Paragraph]:
     """Paragraphs of a JSONL corpus; a record without string ``title``/``text`` is an error naming its line."""
     paragraphs = []
@@ -110,21 +212,18 @@ class LocalCorpus:
     def _ensure(self) -> None:
         if self._retriever is not None:
             return
-        import bm25s
-
         self._paragraphs = load_corpus(self.path)
         for i, paragraph in enumerate(self._paragraphs):
             self._by_title.setdefault(paragraph.title.lower(), []).append(i)
         self.index_dir = self.cache_dir / file_sha256(self.path)
         if (self.index_dir / "params.index.json").is_file():
-            self._retriever = bm25s.BM25.load(str(self.index_dir))
+            self._retriever = BM25Index.load(self.index_dir, len(self._paragraphs))
             return
-        retriever = bm25s.BM25()
-        retriever.index(_tokenize([f"{p.title} {p.text}" for p in self._paragraphs]), show_progress=False)
+        retriever = BM25Index([f"{p.title} {p.text}" for p in self._paragraphs])
         # Written beside the final folder and renamed, so a killed run never leaves half an index.
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=self.cache_dir, prefix=".staging-"))
-        retriever.save(str(staging))
+        retriever.save(staging)
         try:
             os.replace(staging, self.index_dir)
         except OSError:  # another process published the same index first
@@ -134,12 +233,8 @@ class LocalCorpus:
 
     def search(self, query: str, k: int = 5) -> list[tuple[Paragraph, float]]:
         self._ensure()
-        vocabulary = set(self._retriever.vocab_dict)
-        tokens = [token for token in _tokenize([query])[0] if token in vocabulary]
-        if not tokens:
-            return []
-        scores = self._retriever.get_scores(tokens)
-        best = sorted(range(len(scores)), key=lambda i: -float(scores[i]))[:k]
+        scores = self._retriever.scores(query)
+        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
         return [(self._paragraphs[i], float(scores[i])) for i in best if scores[i] > 0]
 
     def find_page(self, query: str) -> str | None:
@@ -210,22 +305,9 @@ class WikipediaAPI:
         return self._pages[title]
 
 
-class DenseRanker:
-    """A sentence-transformers bi-encoder; loaded on first use."""
-
-    def __init__(self, model_name_or_path: str, device: str | None = None):
-        self.model_name_or_path = model_name_or_path
-        self.device = device
-        self._model = None
-
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(self.model_name_or_path, device=self.device)
-        embeddings = self._model.encode([query, *texts], normalize_embeddings=True, convert_to_numpy=True,
-                                        show_progress_bar=False)
-        return [float(embeddings[0] @ row) for row in embeddings[1:]]
+def DenseRanker(model_name_or_path: str, device: str | None = None) -> BiEncoderRanker:  # noqa: N802
+    """ParagraphRetrieve's sentence-transformers ranker: the bi-encoder, at its encode() default batch of 32."""
+    return BiEncoderRanker(model_name_or_path, device=device, batch_size=32)
 
 
 class DPRReaderRanker:
@@ -273,22 +355,7 @@ def make_ranker(spec: str | None):
     return DenseRanker(spec)
 
 
-class BM25PassageRanker:
-    """BM25 over the handful of paragraphs of one call (indexed per call: they are few)."""
-
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        import bm25s
-
-        corpus_tokens = _tokenize(texts)
-        if not any(corpus_tokens):
-            return [0.0] * len(texts)
-        retriever = bm25s.BM25()
-        retriever.index(corpus_tokens, show_progress=False)
-        vocabulary = set(retriever.vocab_dict)
-        tokens = [token for token in _tokenize([query])[0] if token in vocabulary]
-        if not tokens:
-            return [0.0] * len(texts)
-        return [float(score) for score in retriever.get_scores(tokens)]
+BM25PassageRanker = BM25Ranker  # BM25 over the handful of paragraphs of one ParagraphRetrieve call
 
 
 def rank_passages(query: str, passages: Sequence[str], ranker=None, k: int = 1) -> list[str]:

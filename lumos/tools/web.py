@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
 from lumos.format import VARIABLE, Action
+from lumos.tools.retrieval import BiEncoderRanker, BM25Ranker, CrossEncoderRanker, Ranker
 from lumos.tools.base import ToolError, Toolbox
 
 WEB_TOOL_NAMES = ("CLICK", "TYPE", "SELECT")
@@ -70,87 +71,6 @@ class WebActionResult:
 
 
 # --------------------------------------------------------------------------- rankers
-
-
-class Ranker(Protocol):
-    """Scores texts against a query; higher is more relevant."""
-
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]: ...
-
-
-def _tokenize(texts: Sequence[str]) -> list[list[str]]:
-    import bm25s
-
-    return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
-
-
-class BM25Ranker:
-    """Lexical ranking with bm25s over the candidates of one page (indexed per call: pages are small)."""
-
-    def __init__(self, k1: float = 1.5, b: float = 0.75):
-        self.k1 = k1
-        self.b = b
-
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        import bm25s
-
-        if not texts:
-            return []
-        corpus_tokens = _tokenize(texts)
-        if not any(corpus_tokens):
-            return [0.0] * len(texts)
-        retriever = bm25s.BM25(k1=self.k1, b=self.b)
-        retriever.index(corpus_tokens, show_progress=False)
-        vocabulary = set(retriever.vocab_dict)
-        query_tokens = [token for token in _tokenize([query])[0] if token in vocabulary]
-        if not query_tokens:
-            return [0.0] * len(texts)
-        return [float(score) for score in retriever.get_scores(query_tokens)]
-
-
-class CrossEncoderRanker:
-    """A sentence-transformers cross-encoder scoring (query, element) pairs; loaded on first use."""
-
-    def __init__(self, model_name_or_path: str, device: str | None = None, max_length: int = 512,
-                 batch_size: int = 64):
-        self.model_name_or_path = model_name_or_path
-        self.device = device
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self._model = None
-
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
-        if self._model is None:
-            from sentence_transformers import CrossEncoder
-
-            self._model = CrossEncoder(self.model_name_or_path, num_labels=1, max_length=self.max_length,
-                                       device=self.device)
-        predicted = self._model.predict([[query, text] for text in texts], batch_size=self.batch_size,
-                                        convert_to_numpy=True, show_progress_bar=False)
-        return [float(score) for score in predicted]
-
-
-class BiEncoderRanker:
-    """A sentence-transformers bi-encoder: cosine similarity of query and element embeddings."""
-
-    def __init__(self, model_name_or_path: str, device: str | None = None, batch_size: int = 64):
-        self.model_name_or_path = model_name_or_path
-        self.device = device
-        self.batch_size = batch_size
-        self._model = None
-
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
-        if self._model is None:
-            from sentence_transformers import SentenceTransformer
-
-            self._model = SentenceTransformer(self.model_name_or_path, device=self.device)
-        embeddings = self._model.encode([query, *texts], batch_size=self.batch_size, convert_to_numpy=True,
-                                        normalize_embeddings=True, show_progress_bar=False)
-        return [float(score) for score in embeddings[1:] @ embeddings[0]]
 
 
 RANKER_KINDS = ("bm25", "cross_encoder", "bi_encoder")

@@ -16,22 +16,12 @@ class ProductSearchEngine:
     """Built once per catalogue; ``search`` returns ASINs, best first (only products sharing a term)."""
 
     def __init__(self, products: Sequence[dict[str, Any]]):
-        import bm25s
+        from lumos.tools.retrieval import BM25Index
 
         self.asins = [product["asin"] for product in products]
-        tokens = bm25s.tokenize([product_document(p) for p in products], stopwords="en", return_ids=False,
-                                show_progress=False)
-        self._retriever = bm25s.BM25()
-        self._retriever.index(tokens, show_progress=False)
-        self._vocabulary = set(self._retriever.vocab_dict)
+        self._index = BM25Index([product_document(p) for p in products])
 
     def search(self, keywords: str, k: int = 50) -> list[str]:
-        import bm25s
-
-        query = [token for token in bm25s.tokenize([keywords.lower()], stopwords="en", return_ids=False,
-                                                   show_progress=False)[0] if token in self._vocabulary]
-        if not query:
-            return []
-        scores = self._retriever.get_scores(query)
+        scores = self._index.scores(keywords.lower())
         order = sorted(range(len(self.asins)), key=lambda index: -scores[index])
         return [self.asins[index] for index in order[:k] if scores[index] > 0]

@@ -31,7 +31,6 @@ def progress_bar(iterable: Any = None, **options: Any):
     if is_terminal(options.get("file")):
         return tqdm(iterable, **options)
     options.setdefault("mininterval", LOG_INTERVAL)
-    options.setdefault("maxinterval", max(LOG_INTERVAL, options["mininterval"]))
     options.setdefault("ncols", 100)  # a file has no width to adapt to
     options.setdefault("ascii", True)
     return _log_bar_class()(iterable, **options)
@@ -44,6 +43,8 @@ def _log_bar_class():
     class LogBar(tqdm):
         """A bar for logs: each redraw is a line of its own, and postfix or description changes wait for the
         next throttled redraw instead of forcing one."""
+
+        monitor_interval = 0  # no monitor thread: it would add a redraw of its own beside the throttled one
 
         def display(self, msg=None, pos=None):  # noqa: D102 - tqdm's signature
             text = (self.__str__() if msg is None else msg).strip()

@@ -141,6 +141,75 @@ def encode_conversation(messages: Sequence[dict[str, str]], tokenizer: "PreTrain
     return {"input_ids": input_ids, "labels": labels_from_offsets(input_ids, encoding["offset_mapping"], spans)}
 
 
+class SentencePieceChatTokenizer:
+    """The slow LLaMA tokenizer as the original trained with it: SentencePiece over ``tokenizer.model``,
+    with transformers' 2023 handling of special tokens that open-instruct had re-registered as plain
+    strings (``<s>``, ``</s>``, ``<unk>``, ``<pad>``): the text is split at them and the whitespace on
+    both sides of each is dropped; every other piece is encoded on its own (SentencePiece adds its
+    ``▁`` prefix to each). BOS first with ``add_special_tokens``; truncation keeps the first
+    ``max_length`` ids. Gives no offsets, so labels come from prefix token counts.
+    """
+
+    is_fast = False
+
+    def __init__(self, model_file: str | Path, special_tokens: dict[str, int], eos_token: str, bos_token_id: int):
+        self.model_proto = Path(model_file).read_bytes()
+        self.special_tokens = dict(special_tokens)
+        self.eos_token = eos_token
+        self.bos_token_id = bos_token_id
+        self._processor = None
+
+    @classmethod
+    def beside(cls, tokenizer: "PreTrainedTokenizerBase", name_or_path: str) -> "SentencePieceChatTokenizer | None":
+        """From the ``tokenizer.model`` of a local folder or a cached hub repo; None when there is none."""
+        folder = Path(name_or_path)
+        model_file = folder / "tokenizer.model" if folder.is_dir() else None
+        if model_file is None or not model_file.is_file():
+            try:
+                from transformers.utils import cached_file
+
+                found = cached_file(name_or_path, "tokenizer.model", _raise_exceptions_for_missing_entries=False)
+            except OSError:
+                found = None
+            if found is None:
+                return None
+            model_file = Path(found)
+        specials = {token: tokenizer.convert_tokens_to_ids(token) for token in tokenizer.all_special_tokens}
+        return cls(model_file, specials, tokenizer.eos_token, tokenizer.bos_token_id)
+
+    def __getstate__(self) -> dict[str, Any]:  # the processor is rebuilt from the proto in each worker
+        return {**self.__dict__, "_processor": None}
+
+    @property
+    def processor(self):
+        if self._processor is None:
+            import sentencepiece
+
+            self._processor = sentencepiece.SentencePieceProcessor(model_proto=self.model_proto)
+        return self._processor
+
+    def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False,
+                 max_length: int | None = None, **_: Any) -> dict[str, list[int]]:
+        import re
+
+        ids = [self.bos_token_id] if add_special_tokens else []
+        pattern = "(" + "|".join(re.escape(token) for token in sorted(self.special_tokens, key=len, reverse=True)) + ")"
+        pieces = re.split(pattern, text) if self.special_tokens else [text]
+        for index, piece in enumerate(pieces):
+            if index % 2:  # a special token (re.split puts the captured separators at odd indices)
+                ids.append(self.special_tokens[piece])
+                continue
+            if index > 0:
+                piece = piece.lstrip()
+            if index + 1 < len(pieces):
+                piece = piece.rstrip()
+            if piece:
+                ids.extend(self.processor.encode(piece))
+        if truncation and max_length is not None:
+            ids = ids[:max_length]
+        return {"input_ids": ids}
+
+
 def tokenize_dataset(dataset: "datasets.Dataset", tokenizer: "PreTrainedTokenizerBase",
                      max_seq_length: int, num_workers: int | None = None, *, prefix_masks: bool = False,
                      strip_after_eos: bool = False, overwrite_cache: bool = False) -> "datasets.Dataset":

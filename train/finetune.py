@@ -23,8 +23,10 @@ Every flag of the original (open-instruct's) finetune.py is accepted. ``--use_ql
 ``--use_8bit_optimizer`` (bitsandbytes), ``--clip_grad_norm``, ``--config_name``, ``--dataset_name``
 and ``--overwrite_cache`` do what they did there; the 8-bit optimizer is used with or without
 QLoRA (the original only used it with QLoRA). ``--low_cpu_mem_usage`` is what transformers 5 always
-does, and ``use_fast=False`` is ignored by transformers 5: both say so in one line at start-up;
-``--use_slow_tokenizer`` still computes the label masks the original's way (prefix token counts).
+does (said in one line at start-up). transformers 5 has no slow LLaMA tokenizer:
+``--use_slow_tokenizer`` encodes with SentencePiece over the checkpoint's ``tokenizer.model`` as the
+original's 2023 slow tokenizer did (or, without one, says so and uses the fast tokenizer); label
+masks then come from prefix token counts, the original's way.
 """
 
 from __future__ import annotations
@@ -69,9 +71,9 @@ class FinetuneConfig:
     config_name: str | None = field(default=None, metadata={"help": "model config (path or hub name) if not "
                                                             "the checkpoint's own"})
     tokenizer_name: str | None = field(default=None, metadata={"help": "defaults to model_name_or_path"})
-    use_slow_tokenizer: bool = field(default=False, metadata={"help": "ask for the slow tokenizer (transformers 5 "
-                                                               "has none) and mask labels by prefix token counts, "
-                                                               "as the original"})
+    use_slow_tokenizer: bool = field(default=False, metadata={"help": "encode with SentencePiece over the "
+                                                               "checkpoint's tokenizer.model as the original's 2023 "
+                                                               "slow tokenizer did; labels by prefix token counts"})
     low_cpu_mem_usage: bool = field(default=False, metadata={"help": "kept for old scripts: transformers 5 always "
                                                              "loads weights without a random init first"})
     use_flash_attn: bool = field(default=False, metadata={"help": "flash-attention 2 (needs flash_attn); "
@@ -252,9 +254,10 @@ class FinetuneRecipe:
         conversations = load_conversations(cfg.train_file, cfg.dataset_name, cfg.dataset_config_name)
         model_path = self._tiny_checkpoint(conversations) if cfg.model_name_or_path == TINY else cfg.model_name_or_path
         self.tokenizer = self._load_tokenizer(cfg.tokenizer_name or model_path)
+        encoder = self._slow_encoder(cfg.tokenizer_name or model_path) if cfg.use_slow_tokenizer else None
         self.model = self._load_model(model_path, bf16)
         with self.accelerator.main_process_first():
-            examples = tokenize_dataset(conversations, self.tokenizer, cfg.max_seq_length,
+            examples = tokenize_dataset(conversations, encoder or self.tokenizer, cfg.max_seq_length,
                                         cfg.preprocessing_num_workers, prefix_masks=cfg.use_slow_tokenizer,
                                         strip_after_eos=cfg.strip_after_eos, overwrite_cache=cfg.overwrite_cache)
         self.dataloader = self._dataloader(examples)
@@ -311,19 +314,32 @@ class FinetuneRecipe:
         return str(path)
 
     def _load_tokenizer(self, name: str):
-        import transformers
         from transformers import AutoTokenizer
 
-        slow = self.config.use_slow_tokenizer
-        tokenizer = AutoTokenizer.from_pretrained(name, use_fast=not slow)
-        if slow and tokenizer.is_fast:
-            logger.info("--use_slow_tokenizer: transformers %s ignores use_fast and loaded %s; label masks come "
-                        "from prefix token counts, as the original computed them", transformers.__version__,
-                        type(tokenizer).__name__)
+        tokenizer = AutoTokenizer.from_pretrained(name)  # transformers 5 ignores use_fast=False
         if tokenizer.pad_token is None:  # LLaMA has none; pads are never attended to nor labelled
             tokenizer.pad_token = tokenizer.unk_token or tokenizer.eos_token
         tokenizer.padding_side = "right"
         return tokenizer
+
+    def _slow_encoder(self, name: str):
+        """--use_slow_tokenizer: SentencePiece over the checkpoint's tokenizer.model, as the original's
+        2023 slow tokenizer encoded (special-token whitespace dropped); None (the fast tokenizer, masks
+        from prefix token counts) when there is no tokenizer.model. Said in one line either way."""
+        import transformers
+
+        from train.data import SentencePieceChatTokenizer
+
+        encoder = SentencePieceChatTokenizer.beside(self.tokenizer, name)
+        if encoder is None:
+            logger.info("--use_slow_tokenizer: transformers %s has no slow tokenizer and %s has no tokenizer.model "
+                        "for SentencePiece: encoding with %s, label masks from prefix token counts",
+                        transformers.__version__, name, type(self.tokenizer).__name__)
+        else:
+            logger.info("--use_slow_tokenizer: encoding with SentencePiece over %s/tokenizer.model as the 2023 slow "
+                        "LLaMA tokenizer did (no whitespace kept next to </s>), label masks from prefix token counts",
+                        name)
+        return encoder
 
     def _load_model(self, path: str, bf16: bool):
         import torch

@@ -76,3 +76,50 @@ def llama2_tokenizer(shared_data: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(shared_data / "llama2_tokenizer")
+
+
+def rebuild_sentencepiece_model(tokenizer_json: Path, output: Path) -> Path:
+    """A SentencePiece BPE model (``tokenizer.model``) with the pieces of a LLaMA-style ``tokenizer.json``.
+
+    Merge priority follows the piece id (score = -id), as in LLaMA's own model; byte-fallback pieces,
+    the dummy ``▁`` prefix and whitespace escaping as LLaMA's. It stands in for the ``tokenizer.model``
+    that real LLaMA-2 checkpoints ship, which the shared data does not hold.
+    """
+    import json
+
+    from sentencepiece import sentencepiece_model_pb2 as model_pb2
+
+    vocab = json.loads(tokenizer_json.read_text(encoding="utf-8"))["model"]["vocab"]
+    proto = model_pb2.ModelProto()
+    kinds = model_pb2.ModelProto.SentencePiece
+    for piece, index in sorted(vocab.items(), key=lambda item: item[1]):
+        entry = proto.pieces.add()
+        entry.piece = piece
+        if index == 0:
+            entry.type = kinds.UNKNOWN
+        elif index in (1, 2):
+            entry.type = kinds.CONTROL
+        elif piece.startswith("<0x") and len(piece) == 6:
+            entry.type = kinds.BYTE
+        else:
+            entry.type, entry.score = kinds.NORMAL, -float(index)
+    proto.trainer_spec.model_type = model_pb2.TrainerSpec.BPE
+    proto.trainer_spec.vocab_size = len(vocab)
+    proto.trainer_spec.byte_fallback = True
+    proto.trainer_spec.unk_id, proto.trainer_spec.bos_id, proto.trainer_spec.eos_id = 0, 1, 2
+    proto.trainer_spec.pad_id = -1
+    proto.normalizer_spec.name = "identity"
+    proto.normalizer_spec.add_dummy_prefix = True
+    proto.normalizer_spec.remove_extra_whitespaces = False
+    proto.normalizer_spec.escape_whitespaces = True
+    output.write_bytes(proto.SerializeToString())
+    return output
+
+
+@pytest.fixture(scope="session")
+def llama2_tokenizer_folder(shared_data: Path, llama2_tokenizer, tmp_path_factory) -> Path:
+    """The LLaMA-2 tokenizer saved with a ``tokenizer.model`` beside it (see ``rebuild_sentencepiece_model``)."""
+    folder = tmp_path_factory.mktemp("llama2_tokenizer")
+    llama2_tokenizer.save_pretrained(folder)
+    rebuild_sentencepiece_model(shared_data / "llama2_tokenizer" / "tokenizer.json", folder / "tokenizer.model")
+    return folder

@@ -154,7 +154,7 @@ def test_8bit_adamw_clipping_config_and_dataset_names(qlora_run, gsm8k_train_fil
     result = finetune([*common, "--clip_grad_norm", "1e-9", "--output_dir", str(clipped)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert "--low_cpu_mem_usage: transformers 5 always" in result.stderr
-    assert "--use_slow_tokenizer: transformers" in result.stderr
+    assert "--use_slow_tokenizer: transformers 5" in result.stderr and "has no tokenizer.model" in result.stderr
     assert json.loads((clipped / "config.json").read_text())["rms_norm_eps"] == 1e-3
     optimizer_state = torch.load(clipped / "step_2" / "optimizer.bin", weights_only=False)["state"]
     assert torch.uint8 in _tensor_dtypes(optimizer_state), "no 8-bit optimizer state"
@@ -163,3 +163,22 @@ def test_8bit_adamw_clipping_config_and_dataset_names(qlora_run, gsm8k_train_fil
     result = finetune([*common, "--output_dir", str(free)])
     assert result.returncode == 0, result.stderr[-3000:]
     assert _max_weight_change(base, free) > 1e-3
+
+
+@pytest.mark.slow
+def test_slow_tokenizer_encodes_with_sentencepiece(llama2_tokenizer_folder, gsm8k_train_files, tmp_path, finetune):
+    """--use_slow_tokenizer on a checkpoint that ships tokenizer.model: SentencePiece encodes, said in one line."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    checkpoint = tmp_path / "llama"
+    shutil.copytree(llama2_tokenizer_folder, checkpoint)
+    torch.manual_seed(0)
+    LlamaForCausalLM(LlamaConfig(vocab_size=32000, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2, bos_token_id=1,
+                                 eos_token_id=2)).save_pretrained(checkpoint)
+    result = finetune(["--model_name_or_path", str(checkpoint), "--train_file", str(gsm8k_train_files["ground"]),
+                       "--use_slow_tokenizer", "--max_seq_length", "384", "--per_device_train_batch_size", "4",
+                       "--learning_rate", "1e-3", "--max_train_steps", "2", "--output_dir", str(tmp_path / "out")])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "--use_slow_tokenizer: encoding with SentencePiece over" in result.stderr
+    assert len(_losses(tmp_path / "out")) == 2

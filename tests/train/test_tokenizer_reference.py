@@ -174,3 +174,47 @@ def test_strip_after_eos_gives_the_2023_slow_tokenizer_ids(reference_conversatio
         answers = [m["content"].strip() for m in messages if m["role"] == "assistant"]
         labelled = [tokenizer.decode([t for t in labels if t != IGNORE_INDEX])]
         assert labelled == ["".join(answer + tokenizer.eos_token for answer in answers)], where
+
+
+def _has_double_space(messages) -> bool:
+    return any("  " in message["content"].strip() for message in messages)
+
+
+def test_sentencepiece_encoder_handles_special_tokens_as_the_2023_slow_tokenizer(llama2_tokenizer,
+                                                                                 llama2_tokenizer_folder):
+    from train.data import SentencePieceChatTokenizer
+
+    tokenizer = llama2_tokenizer
+    slow = SentencePieceChatTokenizer.beside(tokenizer, str(llama2_tokenizer_folder))
+    text = "<|user|>\nTask: 12 apples\n<|assistant|>\nSubgoal 1: add.</s>\n<|user|>\nok\n<|assistant|>\nNo</s>"
+    pieces = tokenizer.convert_ids_to_tokens(slow(text)["input_ids"])
+    assert pieces[0] == "<s>" and pieces[-1] == "</s>"
+    assert pieces[pieces.index("</s>") + 1] == "▁<"  # the newline after </s> is dropped, "▁" prefixes the rest
+    assert slow(text, add_special_tokens=False)["input_ids"] == slow(text)["input_ids"][1:]
+    assert slow(text, truncation=True, max_length=5)["input_ids"] == slow(text)["input_ids"][:5]
+    plain = "Janet has 16 eggs.\nShe eats 3."
+    assert slow(plain)["input_ids"] == tokenizer(plain)["input_ids"]
+    # two spaces: SentencePiece merges "▁▁" first, the fast tokenizer "▁How"
+    assert tokenizer.convert_ids_to_tokens(slow("eggs.  How many")["input_ids"][1:]) == \
+        ["▁eggs", ".", "▁▁", "How", "▁many"]
+    assert tokenizer.convert_ids_to_tokens(tokenizer("eggs.  How many")["input_ids"][1:]) == \
+        ["▁eggs", ".", "▁", "▁How", "▁many"]
+
+
+def test_sentencepiece_encoder_equals_strip_after_eos(reference_conversations, llama2_tokenizer,
+                                                      llama2_tokenizer_folder):
+    """--use_slow_tokenizer (SentencePiece) and --strip_after_eos (fast) give the same examples wherever the
+    two tokenizers agree, i.e. on conversations without a double space. (Both were measured once against
+    transformers 4.30.2's slow LlamaTokenizer running open-instruct's procedure over the same rebuilt
+    SentencePiece model: the SentencePiece encoder matched on all 4,148 reference conversations.)"""
+    from train.data import SentencePieceChatTokenizer
+
+    slow = SentencePieceChatTokenizer.beside(llama2_tokenizer, str(llama2_tokenizer_folder))
+    compared = 0
+    for where, messages in reference_conversations[::3]:
+        if _has_double_space(messages):
+            continue
+        assert encode_conversation(messages, slow, 1024) == \
+            encode_conversation(messages, llama2_tokenizer, 1024, strip_after_eos=True), where
+        compared += 1
+    assert compared > 1000

@@ -13,7 +13,7 @@ import random
 import time
 
 from lumos.llm.hf_backend import HFGenerator
-from lumos.llm.tiny import byte_level_tokenizer, random_tiny_llama
+from lumos.tiny_model import byte_level_tokenizer, random_tiny_llama
 
 NAMES = ["Olivia", "Liam", "Noah", "Emma", "Ava", "Mateo", "Aiko", "Ravi"]
 ITEMS = ["apples", "pencils", "stamps", "marbles", "cookies", "books"]

@@ -15,6 +15,10 @@ planning instruction, ``". Should we stop planning?"``, ``"No, I will keep plann
 token per phrase as well (:func:`prompt_phrases`): a grounding conversation is then about half as
 many tokens, so a small model trains about twice as many conversations a minute, and none of the
 vocabulary is spent on text that never varies. Decoding gives the text back byte for byte.
+
+For tests and benchmarks that need a model but no training, :func:`byte_level_tokenizer` trains a
+plain byte-level BPE tokenizer on the text given and :func:`random_tiny_llama` builds a seeded
+random ``LlamaForCausalLM`` for it; nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -77,7 +81,7 @@ def prompt_phrases() -> tuple[str, ...]:
 
     marker = "\x00"  # a task text no real task has, to cut the grounding block where the task starts
     blocks = []
-    for name in domain_names():
+    for name in domain_names(training=True):  # the domains whose conversations it is trained on
         block = prompts.ground_instruction(name, marker)
         blocks.append(block[:block.index("Task: " + marker)])
     phrases = {*blocks, prompts.PLAN_INSTRUCTION + "Task: ", "; Initial Environment Description: None.",
@@ -160,3 +164,40 @@ def build_tiny_checkpoint(texts: Iterable[str], output_dir: str | Path,
     tokenizer.save_pretrained(output_dir)
     model.save_pretrained(output_dir)
     return output_dir
+
+
+# --------------------------------------------------------------------------- untrained, for tests and benchmarks
+
+BYTE_LEVEL_SPECIAL_TOKENS = (BOS, EOS, PAD)
+
+
+def byte_level_tokenizer(corpus: Iterable[str], vocab_size: int = 320) -> "PreTrainedTokenizerFast":
+    """A plain byte-level BPE ``PreTrainedTokenizerFast`` trained on ``corpus``; encodings start with ``<s>``
+    when special tokens are added. Every string (newlines included) can be encoded and generated."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(BYTE_LEVEL_SPECIAL_TOKENS),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    tokenizer.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                             special_tokens=[("<s>", tokenizer.token_to_id("<s>"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS, pad_token=PAD)
+
+
+def random_tiny_llama(tokenizer: "PreTrainedTokenizerFast", *, hidden_size: int = 64, layers: int = 2,
+                      heads: int = 4, initializer_range: float = 0.2, seed: int = 0) -> "LlamaForCausalLM":
+    """A float32 ``LlamaForCausalLM`` with seeded random weights sized for ``tokenizer``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, intermediate_size=hidden_size * 2,
+                         num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                         max_position_embeddings=1024, bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+                         tie_word_embeddings=False, initializer_range=initializer_range)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).eval()

@@ -51,7 +51,7 @@ def make_client(server, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_model():
     """(model, tokenizer): a 2-layer random LLaMA with a byte-level BPE trained on a few lines."""
-    from lumos.llm.tiny import byte_level_tokenizer, random_tiny_llama
+    from lumos.tiny_model import byte_level_tokenizer, random_tiny_llama
 
     corpus = ["Subgoal 1: Calculate the total number of apples.\nAction 1: R1 = Calculator(3 + 4)\n",
               "the quick brown fox jumps over the lazy dog\n"] * 10

@@ -236,6 +236,9 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
             parser.error("give --corpus or --wikipedia, not both")
         if config.corpus is not None and not Path(config.corpus).is_file():
             parser.error(f"--corpus {config.corpus}: no such file")
+        if config.qa_model is None:
+            parser.error("complex QA tools need --qa_model (the model behind the QA tool: a path, a URL or "
+                         "scripted:<file>)")
 
 
 # --------------------------------------------------------------------------- loading

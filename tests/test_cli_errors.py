@@ -214,7 +214,7 @@ def test_train_sh_with_a_model_that_cannot_load(work, tmp_path, model, expected)
 
 # --------------------------------------------------------------------------- the wrappers agree
 
-WRAPPERS = ("gsm", "svamp", "strategyqa", "hotpotqa", "mind2web", "webshop")
+WRAPPERS = ("gsm", "svamp", "strategyqa", "hotpotqa", "mind2web", "webshop", "intercode_sql")
 
 
 @pytest.mark.parametrize("name", WRAPPERS)

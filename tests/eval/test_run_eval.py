@@ -47,6 +47,14 @@ def test_complex_qa_needs_a_knowledge_source(tmp_path, repo_root):
     assert done.returncode == 2 and "--corpus FILE or --wikipedia" in done.stderr
 
 
+def test_complex_qa_without_a_qa_model_is_refused_at_start_up(tmp_path, repo_root):
+    done = _run("eval.hotpotqa.run_eval", "--planner", "scripted:x", "--grounder", "scripted:y", "--wikipedia",
+                "--save_dir", str(tmp_path / "out"), cwd=repo_root)
+    assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].endswith(
+        "complex QA tools need --qa_model (the model behind the QA tool: a path, a URL or scripted:<file>)")
+    assert not (tmp_path / "out").exists()
+
+
 def _gsm_config(tmp_path, scripts, save):
     data = tmp_path / "gsm"
     data.mkdir(exist_ok=True)

@@ -62,7 +62,15 @@ class Example:
 
 @dataclass(frozen=True)
 class Benchmark:
-    """What differs per benchmark: where its file is, how to read it, how to score, which domain."""
+    """What differs per benchmark: where its file is, how to read it, how to score, which domain.
+
+    A static benchmark needs ``name``, ``domain`` (a ``lumos.domains`` name), ``data_file``, ``load``
+    (path -> examples) and ``score`` ((prediction, gold) -> metrics). An interactive one (a web page, a
+    shop, a database) adds ``task_toolbox`` (each example's own environment), ``score_episode`` (scored
+    from that environment), ``start`` (run-wide resources such as a server) and ``flags`` (its own
+    command-line flags, shown by ``--help``). Everything else is optional; ``run_eval.py`` is then
+    ``main(BENCHMARK)``.
+    """
 
     name: str
     domain: str
@@ -101,6 +109,16 @@ class Benchmark:
 
 @dataclass
 class EvalConfig:
+    """One evaluation run's settings, parsed from the original flag names by :func:`parse_config`.
+
+    Models: ``model_name_or_path`` (a folder of ``lumos_<domain>_{plan,ground}_<formulation>``
+    modules) or ``planner``/``grounder`` (path, URL or ``scripted:<file>``), ``qa_model`` for the QA
+    tool; data: ``data_dir``, ``max_num_examples``; output: ``save_dir`` (resumed, keyed by the
+    settings :data:`SETTINGS` names); the loop: ``formulation``, ``prompt_style``, ``max_steps``,
+    ``max_new_tokens``, ``oracle`` (gold actions instead of the modules); scoring: ``scoring``,
+    ``judge``. A benchmark's own flags land in ``extra``.
+    """
+
     data_dir: str | None = None
     save_dir: str = "results"
     max_num_examples: int | None = None

@@ -51,6 +51,15 @@ class Step:
 
 @dataclass
 class Episode:
+    """One task's whole run: its steps and how it ended; one JSON record in ``predictions.jsonl``.
+
+    ``status`` is ``running`` until the loop ends it with an exit status: ``finished`` (the planner
+    stopped, or an environment ended the episode), ``step_limit``, ``parse_error`` (a reply did not
+    fit the format), ``tool_error`` (an action failed), ``generation_error`` (a model call failed);
+    ``error`` then holds the reason. ``prediction`` is the last result (what is scored); ``seconds``
+    the episode's wall-clock. ``to_record``/``from_record`` round-trip it through JSON.
+    """
+
     id: str
     task: str
     formulation: str

@@ -86,7 +86,15 @@ def truncate_at_stop(text: str, stop: Sequence[str] | None) -> str:
 
 
 class Generator(ABC):
-    """Batched completion of rendered prompt text."""
+    """Batched completion of rendered prompt text: the one interface every model backend implements.
+
+    ``try_generate(prompts, stop=..., max_new_tokens=...)`` returns one continuation per prompt, in
+    order, and a :class:`GenerationError` in place of a reply that could not be had (the loop records
+    it in that task's episode); ``generate`` raises instead. Backends are chosen by spec with
+    ``lumos.llm.get_generator`` (a local path or hub id, an OpenAI-compatible URL, ``openai:<model>``,
+    ``scripted:<file>``) and load their model once; ``close()`` releases it. ``usage`` counts requests
+    and tokens.
+    """
 
     usage: Usage
 

@@ -11,7 +11,7 @@ import re
 import string
 from typing import Sequence
 
-from lumos.tools.numbers import parse_number, same_number
+from lumos.tools.engines.numbers import parse_number, same_number
 
 _NUMBER_IN_TEXT = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?%?")
 

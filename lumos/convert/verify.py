@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from lumos.format import Plan
 from lumos.tools.base import ToolError, Toolbox
-from lumos.tools.numbers import parse_number, same_number
+from lumos.tools.engines.numbers import parse_number, same_number
 
 # Failure reasons, in the order they are checked.
 MISSING_RESULT = "missing_result"

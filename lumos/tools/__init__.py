@@ -11,7 +11,7 @@ from __future__ import annotations
 from lumos.domains import domain as lumos_domain
 from lumos.tools.base import Tool, ToolError, Toolbox
 from lumos.tools.maths import maths_toolbox
-from lumos.tools.numbers import format_number, parse_number, same_number
+from lumos.tools.engines.numbers import format_number, parse_number, same_number
 from lumos.tools.web import web_toolbox
 
 

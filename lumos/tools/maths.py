@@ -13,7 +13,7 @@ Semantics follow the released Lumos evaluation (WolframAlpha there, sympy here):
   sequence written with ``...`` is counted by its step), ``Define`` its argument, ``Code`` the
   value of the code (or the function it defines).
 
-Plain arithmetic takes an exact, bounded in-process path (``lumos.tools.arithmetic``); symbolic
+Plain arithmetic takes an exact, bounded in-process path (``lumos.tools.engines.arithmetic``); symbolic
 work goes to a confined sympy worker with a deadline (``lumos.tools.worker``); Python code goes
 to the sandbox (``lumos.tools.sandbox``). Nothing here evaluates model text in-process.
 """
@@ -28,9 +28,9 @@ from fractions import Fraction
 from typing import Mapping
 
 from lumos.format import VARIABLE, matching_paren, split_top_level
-from lumos.tools.arithmetic import NotArithmetic, evaluate_arithmetic
+from lumos.tools.engines.arithmetic import NotArithmetic, evaluate_arithmetic
 from lumos.tools.base import ToolError, Toolbox
-from lumos.tools.numbers import format_number, normalize_arithmetic, parse_number
+from lumos.tools.engines.numbers import format_number, normalize_arithmetic, parse_number
 from lumos.tools.sandbox import run_code
 from lumos.tools.worker import SymbolicWorker
 from lumos.vocabulary import MATHS

@@ -28,7 +28,7 @@ from typing import Any, Literal, Mapping, MutableMapping, Sequence
 from lumos.format import ORIGINAL_VARIABLE, VARIABLE_IN_TEXT
 from lumos.llm.base import ChatGenerator, GenerationError, Generator
 from lumos.tools.base import ToolError, Toolbox
-from lumos.tools.retrieval import (KnowledgeSource, LocalCorpus, PageLookup, RetrievalError, WikipediaAPI,
+from lumos.tools.engines.retrieval import (KnowledgeSource, LocalCorpus, PageLookup, RetrievalError, WikipediaAPI,
                                    make_ranker, one_line, rank_passages)
 from lumos.vocabulary import COMPLEX_QA
 
@@ -449,7 +449,7 @@ class OriginalQAExecutor:
 
 
 def _default_ranker():
-    from lumos.tools.retrieval import BM25PassageRanker
+    from lumos.tools.engines.retrieval import BM25PassageRanker
 
     return BM25PassageRanker()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable, Protocol, Sequence
 
 from lumos.format import VARIABLE, Action
-from lumos.tools.retrieval import BiEncoderRanker, BM25Ranker, CrossEncoderRanker, Ranker
+from lumos.tools.engines.retrieval import BiEncoderRanker, BM25Ranker, CrossEncoderRanker, Ranker
 from lumos.tools.base import ToolError, Toolbox
 
 WEB_TOOL_NAMES = ("CLICK", "TYPE", "SELECT")

@@ -169,7 +169,7 @@ def serve(timeout: float, memory_mb: int) -> None:
     import resource
 
     from lumos.tools import confine
-    from lumos.tools.symbolic import OPERATIONS, SymbolicError
+    from lumos.tools.engines.symbolic import OPERATIONS, SymbolicError
 
     confine.apply_limits(cpu_seconds=None, memory_mb=memory_mb, file_mb=1)
     hard_cpu = resource.getrlimit(resource.RLIMIT_CPU)[1]

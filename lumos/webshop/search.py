@@ -16,7 +16,7 @@ class ProductSearchEngine:
     """Built once per catalogue; ``search`` returns ASINs, best first (only products sharing a term)."""
 
     def __init__(self, products: Sequence[dict[str, Any]]):
-        from lumos.tools.retrieval import BM25Index
+        from lumos.tools.engines.retrieval import BM25Index
 
         self.asins = [product["asin"] for product in products]
         self._index = BM25Index([product_document(p) for p in products])

@@ -6,7 +6,7 @@ from lumos.format import parse_action
 from lumos.llm.scripted import ScriptedGenerator
 from lumos.tools.base import ToolError
 from lumos.tools.qa import qa_toolbox
-from lumos.tools.retrieval import LocalCorpus
+from lumos.tools.engines.retrieval import LocalCorpus
 
 
 def test_rules_qa_conventions_execute(scripts, tmp_path):

@@ -24,7 +24,7 @@ from lumos.agent import Agent
 from lumos.llm.scripted import ScriptedGenerator
 from lumos.metrics import judge_accuracy
 from lumos.tools.qa import qa_toolbox
-from lumos.tools.retrieval import PageLookup
+from lumos.tools.engines.retrieval import PageLookup
 
 BENCHMARKS = {"hotpotqa": HOTPOTQA, "strategyqa": STRATEGYQA}
 CASES = [(bench, formulation) for bench in BENCHMARKS for formulation in ("lumos_iterative", "lumos_onetime")]

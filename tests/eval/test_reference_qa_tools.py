@@ -11,7 +11,7 @@ import pytest
 
 from lumos.llm.scripted import ScriptedGenerator
 from lumos.tools.qa import (ActionContext, OriginalActionFailed, original_executor, page_sentences, qa_toolbox)
-from lumos.tools.retrieval import LocalCorpus
+from lumos.tools.engines.retrieval import LocalCorpus
 
 CORPUS = [
     {"title": "Ed Wood", "text": "Edward Davis Wood Jr. (October 10, 1924 - December 10, 1978) was an American "
@@ -177,7 +177,7 @@ def test_dpr_reader_ranker_scores_passages_ten_at_a_time(tmp_path):
     torch = pytest.importorskip("torch")
     from transformers import DPRConfig, DPRReader, DPRReaderTokenizer
 
-    from lumos.tools.retrieval import DPRReaderRanker, make_ranker
+    from lumos.tools.engines.retrieval import DPRReaderRanker, make_ranker
 
     words = "ed wood american filmmaker actor nationality what is the of born film director he was a".split()
     vocab = {word: i for i, word in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])}
@@ -230,7 +230,7 @@ def test_wikipedia_lookup_is_an_article_or_search_titles_on_a_loopback_api():
     import urllib.parse
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from lumos.tools.retrieval import WikipediaAPI
+    from lumos.tools.engines.retrieval import WikipediaAPI
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802 - the http.server hook name

@@ -14,9 +14,9 @@ import re
 
 from lumos.agent import Agent
 from lumos.llm.scripted import ScriptedGenerator
-from lumos.tools.arithmetic import NotArithmetic, evaluate_arithmetic
+from lumos.tools.engines.arithmetic import NotArithmetic, evaluate_arithmetic
 from lumos.tools.base import Toolbox, ToolError
-from lumos.tools.numbers import format_number, normalize_arithmetic
+from lumos.tools.engines.numbers import format_number, normalize_arithmetic
 from lumos.vocabulary import MATHS
 
 TASKS_PER_BATCH = 100

@@ -5,7 +5,7 @@ import sympy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lumos.tools.arithmetic import NotArithmetic, evaluate_arithmetic
+from lumos.tools.engines.arithmetic import NotArithmetic, evaluate_arithmetic
 from lumos.tools.base import ToolError
 
 

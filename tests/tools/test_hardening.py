@@ -7,7 +7,7 @@ import pytest
 
 from lumos.format import parse_action
 from lumos.tools.base import ToolError
-from lumos.tools.numbers import MAX_FORMULA, normalize_arithmetic
+from lumos.tools.engines.numbers import MAX_FORMULA, normalize_arithmetic
 
 
 def run(toolbox, lines, variables=None):

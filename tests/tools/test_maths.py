@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from lumos.format import parse_action, parse_plan
 from lumos.tools.base import ToolError
 from lumos.tools.maths import MathsEngine
-from lumos.tools.numbers import same_number
+from lumos.tools.engines.numbers import same_number
 
 
 def run(toolbox, lines, variables=None):

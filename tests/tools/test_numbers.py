@@ -2,7 +2,7 @@ from fractions import Fraction
 
 import pytest
 
-from lumos.tools.numbers import format_number, normalize_arithmetic, parse_number, same_number
+from lumos.tools.engines.numbers import format_number, normalize_arithmetic, parse_number, same_number
 
 
 @pytest.mark.parametrize("text, expected", [

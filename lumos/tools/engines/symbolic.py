@@ -16,7 +16,7 @@ from sympy.parsing.sympy_parser import (TokenError, _token_splittable, convert_x
                                         implicit_application, implicit_multiplication, parse_expr, rationalize,
                                         split_symbols_custom, standard_transformations)
 
-from lumos.tools.numbers import format_number
+from lumos.tools.engines.numbers import format_number
 
 # rationalize: decimals are read exactly (0.1 is 1/10), as the fast path reads them.
 # Implicit multiplication as sympy's implicit_multiplication_application does it, except that a name

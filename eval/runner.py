@@ -318,20 +318,29 @@ def one_line(error: BaseException | str) -> str:
     return text if len(text) <= 400 else text[:397] + "..."
 
 
-def load_oracle(path: Path) -> list[Example]:
-    """Converted annotations (``task``, ``subgoal_plan``, ``ans``) as examples carrying their gold plan."""
+def read_examples(path: Path, what: str, make: Callable[[dict, int], Example]) -> list[Example]:
+    """Examples of a JSON list or JSONL file: ``make(record, n)`` for the ``n``-th record (0-based); a line
+    that is not a JSON object is a ``ValueError`` naming ``what`` and the line."""
     from lumos.jsonl import BadRecord, read_records
 
     examples = []
     for record in read_records(path):
         if isinstance(record, BadRecord):
-            raise ValueError(f"oracle annotations: {record}")
-        data = record.data
-        if "task" not in data or "subgoal_plan" not in data or "ans" not in data:
-            raise ValueError(f"{path}:{record.line_no}: an oracle record needs 'task', 'subgoal_plan' and 'ans'")
-        examples.append(Example(id=str(data.get("id", f"oracle_{record.line_no}")), question=data["task"],
-                                answer=data["ans"], plan=data["subgoal_plan"]))
+            raise ValueError(f"{what} {record}")
+        examples.append(make(record.data, record.line_no - 1))
     return examples
+
+
+def load_oracle(path: Path) -> list[Example]:
+    """Converted annotations (``task``, ``subgoal_plan``, ``ans``) as examples carrying their gold plan."""
+
+    def make(data: dict, n: int) -> Example:
+        if "task" not in data or "subgoal_plan" not in data or "ans" not in data:
+            raise ValueError(f"{path}:{n + 1}: an oracle record needs 'task', 'subgoal_plan' and 'ans'")
+        return Example(id=str(data.get("id", f"oracle_{n + 1}")), question=data["task"], answer=data["ans"],
+                       plan=data["subgoal_plan"])
+
+    return read_examples(path, "oracle annotations:", make)
 
 
 def module_spec(config: EvalConfig, domain: str, role: str) -> str:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.runner import Benchmark, Example
-from lumos.jsonl import BadRecord, read_records
+from eval.runner import Benchmark, Example, read_examples
 from lumos.metrics import extract_number, numeric_accuracy, original_maths_score
 from lumos.protocol import OriginalMathsProtocol
 
@@ -23,14 +22,8 @@ def gold_answer(solution: str) -> str:
 
 
 def load(path: Path) -> list[Example]:
-    examples = []
-    for record in read_records(path):
-        if isinstance(record, BadRecord):
-            raise ValueError(f"GSM8K {record}")
-        data = record.data
-        examples.append(Example(id=str(data.get("id", f"gsm_{record.line_no - 1}")), question=data["question"].strip(),
-                                answer=gold_answer(data["answer"])))
-    return examples
+    return read_examples(path, "GSM8K", lambda data, n: Example(
+        id=str(data.get("id", f"gsm_{n}")), question=data["question"].strip(), answer=gold_answer(data["answer"])))
 
 
 BENCHMARK = Benchmark(name="gsm", domain="maths", data_file="test.jsonl", load=load,

@@ -18,8 +18,7 @@ from pathlib import Path
 
 from typing import Any
 
-from eval.runner import Benchmark, Example
-from lumos.jsonl import BadRecord, read_records
+from eval.runner import Benchmark, Example, read_examples
 from lumos.metrics import exact_match, f1_score, normalize_answer
 from lumos.tools.qa import answer_part
 
@@ -27,14 +26,8 @@ _ANSWER_IS = re.compile(r"answer is:?\s*(.+?)\.?$", re.IGNORECASE | re.DOTALL)
 
 
 def load(path: Path) -> list[Example]:
-    examples = []
-    for record in read_records(path):
-        if isinstance(record, BadRecord):
-            raise ValueError(f"HotpotQA {record}")
-        data = record.data
-        examples.append(Example(id=str(data.get("_id", f"hotpotqa_{record.line_no - 1}")),
-                                question=data["question"].strip(), answer=str(data["answer"])))
-    return examples
+    return read_examples(path, "HotpotQA", lambda data, n: Example(
+        id=str(data.get("_id", f"hotpotqa_{n}")), question=data["question"].strip(), answer=str(data["answer"])))
 
 
 def extract(text: str) -> str:

@@ -18,22 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from eval.hotpotqa.benchmark import _original_protocol, extract, lumos_prediction
-from eval.runner import Benchmark, Example
-from lumos.jsonl import BadRecord, read_records
+from eval.runner import Benchmark, Example, read_examples
 from lumos.metrics import original_strategyqa_correct, yes_no_accuracy
 
 ANSWER_IS = "Answer is "
 
 
 def load(path: Path) -> list[Example]:
-    examples = []
-    for record in read_records(path):
-        if isinstance(record, BadRecord):
-            raise ValueError(f"StrategyQA {record}")
-        data = record.data
-        examples.append(Example(id=str(data.get("qid", f"strategyqa_{record.line_no - 1}")),
-                                question=data["question"].strip(), answer=data["answer"]))
-    return examples
+    return read_examples(path, "StrategyQA", lambda data, n: Example(
+        id=str(data.get("qid", f"strategyqa_{n}")), question=data["question"].strip(), answer=data["answer"]))
 
 
 def original_prediction(episode: Any, formulation: str) -> str | None:

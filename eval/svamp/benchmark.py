@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from eval.runner import Benchmark, Example
-from lumos.jsonl import BadRecord, read_records
+from eval.runner import Benchmark, Example, read_examples
 from lumos.metrics import extract_number, numeric_accuracy, original_maths_score
 from lumos.protocol import OriginalMathsProtocol
 
@@ -25,14 +24,9 @@ def original_answer(answer: object) -> str:
 
 
 def load(path: Path) -> list[Example]:
-    examples = []
-    for record in read_records(path):
-        if isinstance(record, BadRecord):
-            raise ValueError(f"SVAMP {record}")
-        data = record.data
-        examples.append(Example(id=str(data.get("ID", f"svamp_{record.line_no - 1}")),
-                                question=task_text(data["Body"], data["Question"]), answer=data["Answer"]))
-    return examples
+    return read_examples(path, "SVAMP", lambda data, n: Example(
+        id=str(data.get("ID", f"svamp_{n}")), question=task_text(data["Body"], data["Question"]),
+        answer=data["Answer"]))
 
 
 BENCHMARK = Benchmark(name="svamp", domain="maths", data_file="test.json", load=load,

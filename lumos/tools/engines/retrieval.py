@@ -135,32 +135,8 @@ class BM25Ranker:
         return BM25Index(texts, k1=self.k1, b=self.b).scores(query)
 
 
-class CrossEncoderRanker:
-    """A sentence-transformers cross-encoder scoring (query, text) pairs; loaded on first use."""
-
-    def __init__(self, model_name_or_path: str, device: str | None = None, max_length: int = 512,
-                 batch_size: int = 64):
-        self.model_name_or_path = model_name_or_path
-        self.device = device
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self._model = None
-
-    def scores(self, query: str, texts: Sequence[str]) -> list[float]:
-        if not texts:
-            return []
-        if self._model is None:
-            from sentence_transformers import CrossEncoder
-
-            self._model = CrossEncoder(self.model_name_or_path, num_labels=1, max_length=self.max_length,
-                                       device=self.device)
-        predicted = self._model.predict([[query, text] for text in texts], batch_size=self.batch_size,
-                                        convert_to_numpy=True, show_progress_bar=False)
-        return [float(score) for score in predicted]
-
-
-class BiEncoderRanker:
-    """A sentence-transformers bi-encoder: cosine similarity of query and text embeddings; loaded on first use."""
+class _SentenceTransformersRanker:
+    """A sentence-transformers model behind ``scores``; loaded on the first call that has texts."""
 
     def __init__(self, model_name_or_path: str, device: str | None = None, batch_size: int = 64):
         self.model_name_or_path = model_name_or_path
@@ -172,9 +148,44 @@ class BiEncoderRanker:
         if not texts:
             return []
         if self._model is None:
-            from sentence_transformers import SentenceTransformer
+            self._model = self._load()
+        return self._score(query, texts)
 
-            self._model = SentenceTransformer(self.model_name_or_path, device=self.device)
+    def _load(self):
+        raise NotImplementedError
+
+    def _score(self, query: str, texts: Sequence[str]) -> list[float]:
+        raise NotImplementedError
+
+
+class CrossEncoderRanker(_SentenceTransformersRanker):
+    """A sentence-transformers cross-encoder scoring (query, text) pairs."""
+
+    def __init__(self, model_name_or_path: str, device: str | None = None, max_length: int = 512,
+                 batch_size: int = 64):
+        super().__init__(model_name_or_path, device, batch_size)
+        self.max_length = max_length
+
+    def _load(self):
+        from sentence_transformers import CrossEncoder
+
+        return CrossEncoder(self.model_name_or_path, num_labels=1, max_length=self.max_length, device=self.device)
+
+    def _score(self, query: str, texts: Sequence[str]) -> list[float]:
+        predicted = self._model.predict([[query, text] for text in texts], batch_size=self.batch_size,
+                                        convert_to_numpy=True, show_progress_bar=False)
+        return [float(score) for score in predicted]
+
+
+class BiEncoderRanker(_SentenceTransformersRanker):
+    """A sentence-transformers bi-encoder: cosine similarity of query and text embeddings."""
+
+    def _load(self):
+        from sentence_transformers import SentenceTransformer
+
+        return SentenceTransformer(self.model_name_or_path, device=self.device)
+
+    def _score(self, query: str, texts: Sequence[str]) -> list[float]:
         embeddings = self._model.encode([query, *texts], batch_size=self.batch_size, convert_to_numpy=True,
                                         normalize_embeddings=True, show_progress_bar=False)
         return [float(score) for score in embeddings[1:] @ embeddings[0]]

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from lumos.llm.base import DEFAULT_STOP, GenerationError, Generator, Usage, truncate_at_stop
-from lumos.llm.kv_cache import PrefixCache, default_max_tokens, greedy_generate, supports_prefix_cache
+from lumos.llm.kv_cache import PrefixCache, block_hashes, default_max_tokens, greedy_generate, supports_prefix_cache
 
 MODEL_LAYOUT = ("a folder holding config.json, the tokenizer files (tokenizer.json or tokenizer.model, "
                 "tokenizer_config.json) and the weights (*.safetensors or pytorch_model*.bin)")
@@ -253,31 +253,44 @@ class HFGenerator(Generator):
         """The token ids each prompt is generated from (BOS first only with ``add_special_tokens``)."""
         return self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
 
-    def _sub_batches(self, lengths: Sequence[int]) -> list[list[int]]:
-        """Prompt indices, longest first, in sub-batches of at most ``batch_size`` similar lengths."""
+    def _sub_batches(self, lengths: Sequence[int], slack: int = 0) -> list[list[int]]:
+        """Prompt indices, longest first, in sub-batches of at most ``batch_size`` similar lengths
+        (within ``max_padding`` of the longest, or ``slack`` tokens of it)."""
         batches: list[list[int]] = []
         for index in sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True):
             current = batches[-1] if batches else None
             if (current is None or len(current) >= self.batch_size
-                    or lengths[index] < (1.0 - self.max_padding) * lengths[current[0]]):
+                    or lengths[index] + slack < (1.0 - self.max_padding) * lengths[current[0]]):
                 batches.append([index])
             else:
                 current.append(index)
         return batches
 
     def _generate_reusing(self, encoded: list[list[int]], stop: list[str], max_new_tokens: int) -> list[str]:
-        """``try_generate`` with the prefix cache: sub-batches by the number of tokens still to prefill."""
+        """``try_generate`` with the prefix cache: sub-batches by the number of tokens still to prefill.
+
+        Prompts are looked up again before each sub-batch, so prompts sharing a header with one
+        generated earlier in the same call (the first round's instructions) reuse its keys and values.
+        """
         cache = self.kv_cache
-        reused = [cache.lookup(ids) for ids in encoded]
+        hashes = [block_hashes(ids) for ids in encoded]
         results = [""] * len(encoded)
+        todo = list(range(len(encoded)))
         try:
-            for rows in self._sub_batches([len(ids) - n for ids, (_, n) in zip(encoded, reused)]):
+            while todo:
+                reused = [cache.lookup(encoded[i], hashes[i]) for i in todo]
+                # What is left to prefill is mostly a new turn, tens of tokens: padding a few of them
+                # costs less than another pass of decoding steps.
+                first = self._sub_batches([len(encoded[i]) - n for i, (_, n) in zip(todo, reused)], slack=64)[0]
+                rows = [todo[k] for k in first]
                 texts, stats = greedy_generate(self.model, self.tokenizer, [encoded[i] for i in rows],
-                                               [reused[i] for i in rows], stop, max_new_tokens,
+                                               [reused[k] for k in first], stop, max_new_tokens,
                                                pad_token_id=self.pad_token_id,
                                                eos_token_id=self.tokenizer.eos_token_id, store=cache)
                 for i, text in zip(rows, texts):
                     results[i] = text
+                taken = set(rows)
+                todo = [i for i in todo if i not in taken]
                 self.usage.requests += len(rows)
                 self.usage.prompt_tokens += stats.prefilled + stats.reused
                 self.usage.cached_prompt_tokens += stats.reused

@@ -42,7 +42,7 @@ class CacheEntry:
     hashes: list[int] = field(default_factory=list)  # chained hash of each whole block of ids
 
 
-def _block_hashes(ids: Sequence[int], limit: int | None = None) -> list[int]:
+def block_hashes(ids: Sequence[int], limit: int | None = None) -> list[int]:
     hashes, previous = [], 0
     end = len(ids) if limit is None else min(limit, len(ids))
     for start in range(0, end - BLOCK + 1, BLOCK):
@@ -75,12 +75,13 @@ class PrefixCache:
         self.calls = 0
         self.tokens = 0  # sum of len(entry.ids)
 
-    def lookup(self, ids: Sequence[int]) -> tuple[CacheEntry | None, int]:
+    def lookup(self, ids: Sequence[int], hashes: Sequence[int] | None = None) -> tuple[CacheEntry | None, int]:
         """The entry sharing the longest prefix with ``ids`` and how many of its tokens to reuse
-        (at most ``len(ids) - 1``: the last prompt token is always fed, for the next token's logits)."""
+        (at most ``len(ids) - 1``: the last prompt token is always fed, for the next token's logits).
+        ``hashes``: ``block_hashes(ids)``, when the caller looks the same ids up more than once."""
         best: CacheEntry | None = None
         depth = 0
-        for k, value in enumerate(_block_hashes(ids)):
+        for k, value in enumerate(block_hashes(ids) if hashes is None else hashes):
             holders = self._index.get(value)
             if not holders:
                 break
@@ -102,7 +103,7 @@ class PrefixCache:
             return
         key = self._next
         self._next += 1
-        entry = CacheEntry(ids, keys, values, prompt_length, self.calls, _block_hashes(ids))
+        entry = CacheEntry(ids, keys, values, prompt_length, self.calls, block_hashes(ids))
         self.entries[key] = entry
         for value in entry.hashes:
             self._index.setdefault(value, set()).add(key)
@@ -161,10 +162,53 @@ def _cache_keyword(model: Any) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _new_cache(keys: list[Any] | None, values: list[Any] | None):
+_BUFFER_LAYER: Any = None
+
+
+def _buffer_layer_class() -> Any:
+    """A ``DynamicLayer`` whose keys and values are views of a buffer with room for ``reserve`` more tokens:
+    appending a decoded token writes one column instead of copying the whole cache (``torch.cat``)."""
+    global _BUFFER_LAYER
+    if _BUFFER_LAYER is not None:
+        return _BUFFER_LAYER
+    from transformers.cache_utils import DynamicLayer
+
+    class BufferLayer(DynamicLayer):
+        def __init__(self, reserve: int):
+            super().__init__()
+            self.reserve = reserve
+            self.length = 0
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            need = self.length + key_states.shape[-2]
+            if not self.is_initialized or need > self.buffer_keys.shape[-2]:
+                shape = (*key_states.shape[:2], need + self.reserve, key_states.shape[-1])
+                keys, values = key_states.new_empty(shape), value_states.new_empty(shape)
+                if self.is_initialized:
+                    keys[:, :, :self.length] = self.keys
+                    values[:, :, :self.length] = self.values
+                self.buffer_keys, self.buffer_values = keys, values
+                self.device, self.is_initialized = key_states.device, True
+            self.buffer_keys[:, :, self.length:need] = key_states
+            self.buffer_values[:, :, self.length:need] = value_states
+            self.length = need
+            self.keys, self.values = self.buffer_keys[:, :, :need], self.buffer_values[:, :, :need]
+            return self.keys, self.values
+
+    _BUFFER_LAYER = BufferLayer
+    return BufferLayer
+
+
+def _new_cache(keys: list[Any] | None, values: list[Any] | None, reserve: int = 0):
+    import functools
+
     from transformers import DynamicCache
 
     cache = DynamicCache()
+    try:
+        cache.layer_class_to_replicate = functools.partial(_buffer_layer_class(), reserve)
+    except ImportError:  # a transformers without cache layers: the plain growing cache
+        pass
     if keys is not None:
         for layer, (k, v) in enumerate(zip(keys, values)):
             cache.update(k, v, layer)
@@ -208,7 +252,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], reus
                     v[b, :, width_cached - n:] = entry.values[layer][:, :n]
             keys.append(k)
             values.append(v)
-    cache = _new_cache(keys, values)
+    cache = _new_cache(keys, values, reserve=width_new + max_new_tokens)
     mask = torch.zeros(rows, width_cached + width_new, dtype=torch.long)
     input_ids = torch.full((rows, width_new), pad_token_id, dtype=torch.long)
     for b, (n, suffix) in enumerate(zip(counts, suffixes)):
@@ -267,7 +311,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], reus
                 stay = [b for b in range(len(live)) if not done[live[b]]]
                 index = torch.tensor(stay, device=device)
                 cache = _new_cache([k.index_select(0, index) for k in layer_keys],
-                                   [v.index_select(0, index) for v in layer_values])
+                                   [v.index_select(0, index) for v in layer_values], reserve=max_new_tokens - step)
                 live = [live[b] for b in stay]
                 mask, position, tokens = mask[index], position[index], tokens[index]
             feed = tokens.clone()

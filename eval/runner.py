@@ -143,6 +143,7 @@ class EvalConfig:
     load_in_8bit: bool = False  # local models: 8-bit weights (bitsandbytes), the original's flag
     gptq: bool = False  # local models are GPTQ checkpoints, the original's flag
     base_model: str | None = None  # the original SVAMP flag; never read there, ignored here
+    kv_cache_tokens: int | None = None  # local models: tokens of key/value cache kept across rounds (0: off)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -213,6 +214,9 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
     add("--gptq", action="store_true", help="local models are GPTQ checkpoints (needs optimum and gptqmodel)")
     add("--base_model", default=None, help="kept for the original SVAMP command line; ignored: each "
                                            "checkpoint's config.json names its architecture")
+    add("--kv_cache_tokens", type=int, default=None,
+        help="local models: at most this many tokens' keys and values kept from round to round, so a round "
+             "prefills only its new turn (default: as many as 2 GiB hold; 0: off; the outputs are the same)")
     args = vars(parser.parse_args(argv))
     own = {name: args.pop(name) for name in list(args) if name not in EvalConfig.__dataclass_fields__}
     config = EvalConfig(**args)
@@ -228,6 +232,8 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
     for name in ("eval_batch_size", "max_steps", "max_new_tokens"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if config.kv_cache_tokens is not None and config.kv_cache_tokens < 0:
+        parser.error("--kv_cache_tokens must be at least 0")
     if config.scoring == "original" and benchmark.score_original is None:
         parser.error(f"--scoring original is not available for {benchmark.name}")
     if (config.scoring == "original" and config.formulation.startswith("lumos_") and config.oracle is None
@@ -419,11 +425,14 @@ def load_generator(spec: str, config: EvalConfig):
     if scheme == "openai":
         return get_generator(spec, progress=False)
     if scheme in ("http", "https"):  # an OpenAI-compatible server (vLLM honours add_special_tokens)
-        return get_generator(spec, progress=False, **({} if bos else {"add_special_tokens": False}))
+        # a batch's requests all in flight at once: the server batches them (continuous batching)
+        return get_generator(spec, progress=False, concurrency=max(8, config.eval_batch_size),
+                             **({} if bos else {"add_special_tokens": False}))
     from lumos.llm.hf_backend import QuantizedLoadError
 
     try:
-        return get_generator(spec, batch_size=config.eval_batch_size, add_special_tokens=bos, **quantized)
+        return get_generator(spec, batch_size=config.eval_batch_size, add_special_tokens=bos,
+                             kv_cache_tokens=config.kv_cache_tokens, **quantized)
     except QuantizedLoadError as error:
         raise EvalSetupError(str(error)) from None
 

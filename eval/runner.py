@@ -26,6 +26,7 @@ again skips what is done and ends with the same ``metrics.json``.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import sys
@@ -260,6 +261,10 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
             parser.error("give --corpus or --wikipedia, not both")
         if config.corpus is not None and not Path(config.corpus).is_file():
             parser.error(f"--corpus {config.corpus}: no such file")
+        if config.retriever_model and not config.retriever_model.startswith("dpr:") \
+                and importlib.util.find_spec("sentence_transformers") is None:
+            parser.error(f"--retriever_model {config.retriever_model} needs sentence-transformers "
+                         "(pip install sentence-transformers), or give dpr:<DPR reader>")
         if config.qa_model is None:
             parser.error("complex QA tools need --qa_model (the model behind the QA tool: a path, a URL or "
                          "scripted:<file>)")

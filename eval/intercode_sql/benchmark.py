@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from eval.runner import Benchmark, EvalConfig, EvalSetupError, Example, data_path
 from lumos.tools.sql import (
-    MariaDBServer, SqlSetupError, SqlToolbox, Table, intercode_reward, render_rows, render_sql_action, schema_text,
-    sql_toolbox,
+    MariaDBServer, SqlSetupError, SqlToolbox, Table, check_connection, intercode_reward, render_rows,
+    render_sql_action, require_driver, schema_text, sql_toolbox,
 )
 
 DATA_FILE, DUMP_FILE = "ic_spider_dev.json", "ic_spider_dbs.sql"
@@ -63,14 +63,22 @@ def make_benchmark() -> Benchmark:
 
     def start(config: EvalConfig) -> Callable[[], None]:
         if config.extra.get("db_url"):
+            try:
+                check_connection(config.extra["db_url"])
+            except SqlSetupError as error:
+                raise EvalSetupError(f"--db_url: {error}") from None
             run["url"] = config.extra["db_url"]
             return lambda: None
         dump = Path(config.extra.get("db_dump") or data_path(config, BENCHMARK).parent / DUMP_FILE)
         if not dump.is_file():
             raise EvalSetupError(f"--db_dump {dump}: no such file (InterCode's {DUMP_FILE}); or give --db_url")
+        server = MariaDBServer(dump)
         try:
-            server = MariaDBServer(dump).start()
+            require_driver()  # before the server's seconds of start-up
+            server.start()
+            check_connection(server.url)
         except SqlSetupError as error:
+            server.stop()
             raise EvalSetupError(str(error)) from None
         run["url"] = server.url
         return server.stop

@@ -161,12 +161,14 @@ def connection_options(db_url: str) -> dict[str, Any]:
     return options
 
 
-def _pymysql():
+def require_driver():
+    """The PyMySQL module; :class:`SqlSetupError` in one line when it is not installed."""
     try:
         import pymysql
     except ImportError:
         raise SqlSetupError("the SQL domain needs PyMySQL: pip install PyMySQL") from None
     return pymysql
+
 
 
 def _server_message(error: Exception) -> str:
@@ -184,7 +186,7 @@ class SqlSession:
 
     def _cursor(self):
         if self.connection is None:
-            pymysql = _pymysql()
+            pymysql = require_driver()
             try:
                 self.connection = pymysql.connect(**self.options, database=self.database, autocommit=False,
                                                   charset="utf8mb4", connect_timeout=10)
@@ -202,7 +204,7 @@ class SqlSession:
 
     def query(self, sql: str) -> Rows | str | None:
         """Run ``sql``; its rows, ``Error executing query: ...`` or None (no result set). Never raises for bad SQL."""
-        pymysql = _pymysql()
+        pymysql = require_driver()
         cursor = self._cursor()
         try:
             cursor.execute(sql)
@@ -245,6 +247,16 @@ class SqlToolbox(Toolbox):
     @property
     def observation(self) -> Rows | str | None:
         return self.session.observation
+
+
+def check_connection(db_url: str) -> None:
+    """Connect once to the server at ``db_url``; :class:`SqlSetupError` (one line) when PyMySQL is missing or
+    the server cannot be reached, so a setup mistake stops the run before any task."""
+    session = SqlSession(connection_options(db_url), None)
+    try:
+        session.query("SELECT 1")
+    finally:
+        session.close()
 
 
 def sql_toolbox(db_url: str | None = None, database: str | None = None, *, row_limit: int = 50) -> SqlToolbox:

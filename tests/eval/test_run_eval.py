@@ -55,6 +55,21 @@ def test_complex_qa_without_a_qa_model_is_refused_at_start_up(tmp_path, repo_roo
     assert not (tmp_path / "out").exists()
 
 
+def test_a_ranker_whose_library_is_missing_is_refused_at_start_up(tmp_path, repo_root, monkeypatch):
+    import importlib.util
+
+    from eval.hotpotqa.benchmark import BENCHMARK
+    from eval.runner import parse_config
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
+    with pytest.raises(SystemExit) as exited:
+        parse_config(BENCHMARK, ["--planner", "scripted:x", "--grounder", "scripted:y", "--wikipedia", "--qa_model",
+                                 "scripted:q", "--retriever_model", "some/bi-encoder"])
+    assert exited.value.code == 2
+
+
 def _gsm_config(tmp_path, scripts, save):
     data = tmp_path / "gsm"
     data.mkdir(exist_ok=True)

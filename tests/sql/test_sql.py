@@ -197,3 +197,11 @@ def test_gold_oracle_on_intercode_sql_scores_one_wherever_the_gold_runs(shared_d
     runs = [r for r in records if not r["sql"]["gold_error"]]
     assert all(r["scores"]["reward"] == 1.0 for r in runs)
     assert len(runs) >= 1020  # a few Spider gold queries are SQLite-only and fail on MariaDB
+
+
+def test_an_unreachable_db_url_is_one_line_before_any_task(sql_data, tmp_path):
+    run = _run(["--data_dir", str(sql_data), "--oracle", "gold", "--save_dir", str(tmp_path / "o"), "--no_progress",
+                "--db_url", f"mysql://nobody@localhost/?unix_socket={tmp_path / 'none.sock'}"])
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip().splitlines()[-1].startswith("error: --db_url: cannot connect to the database")
+    assert not (tmp_path / "o" / "predictions.jsonl").exists() or not (tmp_path / "o" / "predictions.jsonl").read_text()

@@ -1,15 +1,34 @@
-"""Batched agent loop vs a baseline shaped like the original evaluation, same tiny model, same questions.
+"""The agent loop against the original evaluation's shape, and the served loop without round barriers.
 
     python bench/bench_agent.py                                  # generated problems, a fresh tiny model
-    python bench/bench_agent.py --model output/tiny_plan --data data/eval/gsm/test.jsonl
     python bench/bench_agent.py --model quickstart_out/models/lumos_maths_plan_iterative \
-        --grounder quickstart_out/models/lumos_maths_ground_iterative     # the quickstart's trained modules
+        --grounder quickstart_out/models/lumos_maths_ground_iterative \
+        --data ../shared/data/gsm8k/test_socratic.jsonl            # the quickstart's trained modules, GSM8K
+    python bench/bench_agent.py --parts served ...               # only the served comparison
 
-Ours: planner and grounder loaded once, every unfinished question advanced together (one batched
-planning call and one batched grounding call per round). Baseline: one question at a time, and
-the model loaded from disk again for every planning and every grounding round, as the released
-scripts did. Both run the same prompts, parsing and tools (``lumos.agent``), iterative formulation;
-the script prints both wall-clocks and their ratio.
+Part ``hf`` (local transformers models, same questions, iterative formulation, same prompts,
+parsing and tools: ``lumos.agent``), three lines:
+
+* **original shape**: what the released evaluation did each round: the module loaded from disk
+  again, then every unfinished question generated in static batches of ``--eval_batch_size`` in
+  input order (left-padded to the batch's longest prompt), each batch running until every row has
+  stopped (rows that stopped earlier are still computed, as with its batch-level stop criterion);
+* **today without KV cache**: models loaded once, prompts sorted by length into sub-batches of
+  similar lengths, each row stopping on its own, whole conversations prefilled every round
+  (``HFGenerator(kv_cache_tokens=0)``);
+* **ours**: the same with key/value caches kept across rounds (``lumos.llm.kv_cache``): a round
+  prefills only the new turn.
+
+``--one_at_a_time`` adds the earlier baseline: one question at a time, the model reloaded every round.
+
+Part ``served``: the replies ours produced, served again by ``python -m lumos.llm.serve``'s server
+(``ScriptedGenerator.exact``) with a latency model that grows with the tokens generated and varies
+per request (``--latency_s``, ``--latency_per_token_s``, ``--latency_jitter``), one server for the
+planner and one for the grounder, talked to through ``OpenAIGenerator`` (``--concurrency`` requests
+in flight): the round-based loop (``Agent(barrier=True)``) vs the loop without round barriers.
+
+Every line runs the same questions; the script checks that outcomes and trajectories agree and
+prints wall-clocks, prefill tokens per question and the ratios, all measured in the same run.
 """
 
 from __future__ import annotations
@@ -19,16 +38,46 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lumos.agent import Agent  # noqa: E402
-from lumos.llm.base import Generator, Usage  # noqa: E402
+from lumos.llm.base import GenerationError, Generator, Usage  # noqa: E402
+
+
+class OriginalShapeGenerator(Generator):
+    """The released evaluation's model handling: ``from_pretrained`` on every round, then every prompt of
+    the round in static batches of ``eval_batch_size``, input order, batch-level stopping; thrown away."""
+
+    def __init__(self, path: str, eval_batch_size: int):
+        self.path = path
+        self.eval_batch_size = eval_batch_size
+        self.usage = Usage()
+        self.eos = "</s>"
+
+    def try_generate(self, prompts, *, stop=None, max_new_tokens=256):
+        from lumos.llm.hf_backend import HFGenerator
+
+        model = HFGenerator.from_pretrained(self.path, batch_size=self.eval_batch_size, kv_cache_tokens=0)
+        try:
+            stop = ["\n"] if stop is None else list(stop)
+            encoded = model.encode(prompts)
+            replies: list[str | GenerationError] = []
+            for start in range(0, len(encoded), self.eval_batch_size):
+                # One generate call per static batch: it ends when its last row has stopped.
+                replies += model._generate_batch(encoded[start:start + self.eval_batch_size], stop, max_new_tokens)
+            self.usage.prompt_tokens += model.usage.prompt_tokens
+            self.usage.completion_tokens += model.usage.completion_tokens
+            self.usage.requests += model.usage.requests
+            return replies
+        finally:
+            del model
 
 
 class ReloadingGenerator(Generator):
-    """The baseline's model handling: ``from_pretrained`` on every call, then thrown away."""
+    """The earlier baseline's model handling: ``from_pretrained`` on every call (one question), then thrown away."""
 
     def __init__(self, path: str):
         self.path = path
@@ -38,11 +87,26 @@ class ReloadingGenerator(Generator):
     def try_generate(self, prompts, *, stop=None, max_new_tokens=256):
         from lumos.llm.hf_backend import HFGenerator
 
-        model = HFGenerator.from_pretrained(self.path, batch_size=1)
+        model = HFGenerator.from_pretrained(self.path, batch_size=1, kv_cache_tokens=0)
         try:
             return model.try_generate(prompts, stop=stop, max_new_tokens=max_new_tokens)
         finally:
             del model
+
+
+class Recording(Generator):
+    """Passes calls through and keeps every ``prompt -> reply`` (the served part replays them)."""
+
+    def __init__(self, inner: Generator, table: dict[str, str]):
+        self.inner = inner
+        self.table = table
+        self.usage = inner.usage
+        self.eos = getattr(inner, "eos", "</s>")
+
+    def try_generate(self, prompts, *, stop=None, max_new_tokens=256):
+        replies = self.inner.try_generate(prompts, stop=stop, max_new_tokens=max_new_tokens)
+        self.table.update((p, r) for p, r in zip(prompts, replies) if isinstance(r, str))
+        return replies
 
 
 def questions(data: str | None, n: int) -> list[tuple[str, str]]:
@@ -63,17 +127,44 @@ def tiny_checkpoint(directory: Path, texts: list[str]) -> str:
     return str(build_tiny_checkpoint(corpus, directory, TinyModelConfig(vocab_size=1000)))
 
 
+def trajectory(episode) -> tuple:
+    """What two runs must agree on: outcome and every reply, subgoal, action and result."""
+    return (episode.status, episode.prediction, episode.error,
+            tuple((s.plan_reply, s.subgoal, s.grounding, tuple((c.action, c.result, c.error) for c in s.calls))
+                  for s in episode.steps))
+
+
+def timed(label: str, run) -> tuple[list, float]:
+    started = time.perf_counter()
+    episodes = run()
+    seconds = time.perf_counter() - started
+    print(f"  {label:<58} {seconds:8.2f} s", flush=True)
+    return episodes, seconds
+
+
+def agreement(a: Sequence, b: Sequence) -> str:
+    return f"{sum(trajectory(x) == trajectory(y) for x, y in zip(a, b))}/{len(a)}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default=None, help="HF checkpoint used as planner and grounder (default: a fresh tiny LLaMA)")
+    parser.add_argument("--model", default=None, help="HF checkpoint used as planner (default: a fresh tiny LLaMA)")
     parser.add_argument("--grounder", default=None, help="HF checkpoint of the grounding module (default: --model)")
     parser.add_argument("--data", default=None, help="GSM8K test.jsonl (default: generated held-out problems)")
     parser.add_argument("--n", type=int, default=64)
-    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--eval_batch_size", type=int, default=16,
+                        help="rows per batch, for the original shape's static batches and our sub-batches alike")
     parser.add_argument("--max_new_tokens", type=int, default=48)
     parser.add_argument("--max_steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscribing a shared box)")
+    parser.add_argument("--parts", default="hf,served", help="comma-separated: hf, served")
+    parser.add_argument("--one_at_a_time", action="store_true", help="also time one question at a time, reloading")
+    parser.add_argument("--latency_s", type=float, default=0.05, help="served: fixed wait per request")
+    parser.add_argument("--latency_per_token_s", type=float, default=0.02, help="served: wait per generated word")
+    parser.add_argument("--latency_jitter", type=float, default=0.5, help="served: per-request factor in 1 +- this")
+    parser.add_argument("--concurrency", type=int, default=64, help="served: requests in flight per module")
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
 
     import torch
 
@@ -82,36 +173,93 @@ def main(argv: list[str] | None = None) -> int:
     from lumos.tools.maths import maths_toolbox
 
     tasks = questions(args.data, args.n)
+    options = dict(domain="maths", max_steps=args.max_steps, max_new_tokens=args.max_new_tokens)
     with tempfile.TemporaryDirectory() as scratch, maths_toolbox() as toolbox:
-        path = args.model or tiny_checkpoint(Path(scratch) / "tiny", [t for _, t in tasks])
+        plan_path = args.model or tiny_checkpoint(Path(scratch) / "tiny", [t for _, t in tasks])
+        ground_path = args.grounder or plan_path
+        print(f"questions: {len(tasks)} ({args.data or 'generated'})  planner: {plan_path}  grounder: {ground_path}  "
+              f"eval_batch_size: {args.eval_batch_size}  max_new_tokens: {args.max_new_tokens}  "
+              f"threads: {args.threads}")
 
-        started = time.perf_counter()
-        ground_path = args.grounder or path
-        model = HFGenerator.from_pretrained(path, batch_size=args.batch_size)
-        grounder = HFGenerator.from_pretrained(ground_path, batch_size=args.batch_size) if args.grounder else model
-        agent = Agent(model, grounder, toolbox, domain="maths", max_steps=args.max_steps,
-                      max_new_tokens=args.max_new_tokens)
-        ours = []
-        for start in range(0, len(tasks), args.batch_size):
-            ours += agent.run(tasks[start:start + args.batch_size])
-        ours_s = time.perf_counter() - started
+        def loaded_once(kv_cache_tokens: int | None, table: dict[str, str] | None = None):
+            planner = HFGenerator.from_pretrained(plan_path, batch_size=args.eval_batch_size,
+                                                  kv_cache_tokens=kv_cache_tokens)
+            grounder = (HFGenerator.from_pretrained(ground_path, batch_size=args.eval_batch_size,
+                                                    kv_cache_tokens=kv_cache_tokens) if args.grounder else planner)
+            if table is not None:
+                planner, grounder = Recording(planner, table), Recording(grounder, table)
+            return planner, grounder
 
-        started = time.perf_counter()
-        reloading = ReloadingGenerator(path)
-        reloading_grounder = ReloadingGenerator(ground_path)
-        baseline_agent = Agent(reloading, reloading_grounder, toolbox, domain="maths", max_steps=args.max_steps,
-                               max_new_tokens=args.max_new_tokens)
-        baseline = [baseline_agent.run([task])[0] for task in tasks]
-        baseline_s = time.perf_counter() - started
+        def run_loaded(kv_cache_tokens: int | None, table: dict[str, str] | None = None):
+            planner, grounder = loaded_once(kv_cache_tokens, table)
+            episodes = Agent(planner, grounder, toolbox, **options).run(tasks)
+            usage = [planner.usage] if planner.usage is grounder.usage else [planner.usage, grounder.usage]
+            return episodes, sum(u.prompt_tokens - u.cached_prompt_tokens for u in usage)
 
-    same = sum(a.status == b.status and a.prediction == b.prediction for a, b in zip(ours, baseline))
-    rounds = sum(len(e.steps) for e in ours)
-    print(f"questions: {len(tasks)}  model: {args.model or 'fresh tiny LLaMA'}  rounds: {rounds}  "
-          f"same outcome: {same}/{len(tasks)}")
-    print(f"baseline (one at a time, reload per round): {baseline_s:8.2f} s")
-    print(f"batched loop (loaded once):                 {ours_s:8.2f} s")
-    print(f"speed-up: {baseline_s / ours_s:.1f}x")
+        Agent(*loaded_once(None), toolbox, **options).run(tasks[:4])  # warm-up (first passes of torch), untimed
+        replies: dict[str, str] = {}
+        (ours, ours_prefill), ours_s = timed("ours (loaded once, KV caches kept across rounds)",
+                                             lambda: run_loaded(None, replies))
+        rounds = sum(len(e.steps) for e in ours)
+        print(f"  rounds: {rounds} subgoals over {len(tasks)} questions; finished "
+              f"{sum(e.status == 'finished' for e in ours)}, parse errors {sum(e.status == 'parse_error' for e in ours)}")
+        if "hf" in parts:
+            (today, today_prefill), today_s = timed("today (loaded once, whole conversations prefilled)",
+                                                    lambda: run_loaded(0))
+            original_planner = OriginalShapeGenerator(plan_path, args.eval_batch_size)
+            original_grounder = OriginalShapeGenerator(ground_path, args.eval_batch_size)
+            original, original_s = timed(
+                f"original shape (reload per round, static batches of {args.eval_batch_size})",
+                lambda: Agent(original_planner, original_grounder, toolbox, **options).run(tasks))
+            print(f"  same trajectories as ours: today {agreement(today, ours)}, original shape {agreement(original, ours)}")
+            if args.one_at_a_time:
+                one_planner, one_grounder = ReloadingGenerator(plan_path), ReloadingGenerator(ground_path)
+                single_agent = Agent(one_planner, one_grounder, toolbox, **options)
+                single, single_s = timed("one question at a time (reload per round)",
+                                         lambda: [single_agent.run([task])[0] for task in tasks])
+                print(f"  same trajectories as ours: one at a time {agreement(single, ours)}")
+            print(f"  prefill tokens per question: today {today_prefill / len(tasks):,.0f}, "
+                  f"ours {ours_prefill / len(tasks):,.0f} ({today_prefill / max(ours_prefill, 1):.1f}x fewer)")
+            print(f"  speed-up: ours vs original shape {original_s / ours_s:.1f}x; ours vs today "
+                  f"{today_s / ours_s:.2f}x" + (f"; ours vs one at a time {single_s / ours_s:.1f}x"
+                                                if args.one_at_a_time else ""))
+        if "served" in parts:
+            served_comparison(args, tasks, replies, ours, toolbox, options)
     return 0
+
+
+def served_comparison(args, tasks, replies: dict[str, str], reference, toolbox, options) -> None:
+    from lumos.llm.openai_backend import OpenAIGenerator
+    from lumos.llm.scripted import ScriptedGenerator
+    from lumos.llm.serve import OpenAICompatibleServer
+
+    latency = dict(latency_s=args.latency_s, latency_per_token_s=args.latency_per_token_s,
+                   latency_jitter=args.latency_jitter)
+    servers = [OpenAICompatibleServer(ScriptedGenerator.exact(replies), model_name=name, latency_seed=seed,
+                                      **latency).start()
+               for name, seed in (("planner", 1), ("grounder", 2))]
+    clients = [OpenAIGenerator(None, base_url=server.url, concurrency=args.concurrency, progress=False,
+                               max_attempts=1) for server in servers]
+    try:
+        any_prompt = next(iter(replies))
+        for client in clients:  # the openai import, the clients and the model name, before any timing
+            client.generate([any_prompt], max_new_tokens=args.max_new_tokens)
+        print(f"served (lumos.llm.serve, replies of ours; latency ({args.latency_s:g} s + {args.latency_per_token_s:g} s "
+              f"per generated word) x U[1 +- {args.latency_jitter:g}] per request; {args.concurrency} in flight):")
+        barrier, barrier_s = timed("round by round (barrier)",
+                                   lambda: Agent(*clients, toolbox, barrier=True, **options).run(tasks))
+        free_agent = Agent(*clients, toolbox, **options)
+        assert free_agent.barrier_free
+        free, free_s = timed("without round barriers", lambda: free_agent.run(tasks))
+        print(f"  same trajectories: barrier vs ours (HF) {agreement(barrier, reference)}, "
+              f"no barrier vs barrier {agreement(free, barrier)}; most requests in flight: "
+              f"{max(s.stats.max_in_flight for s in servers)}")
+        print(f"  speed-up without barriers: {barrier_s / free_s:.2f}x")
+    finally:
+        for client in clients:
+            client.close()
+        for server in servers:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from lumos.tools.base import Toolbox
 Formulation = Literal["iterative", "onetime"]
 FeedbackFunction = Callable[[int, str, str], str]
 # A per-task toolbox: tools acting on that task's own environment (a web page, a shop session).
-# Such a toolbox may set ``episode_end`` (an ExitStatus) once its environment has ended the task.
+# Its ``episode_end`` (an ExitStatus) is set once its environment has ended the task (lumos.tools.base.Toolbox).
 TaskToolboxFactory = Callable[[str, str], Toolbox]
 DEFAULT_EOS = "</s>"  # LLaMA's, as the released checkpoints use
 
@@ -350,7 +350,7 @@ class Agent:
         except Exception as error:  # noqa: BLE001 - per-task boundary: a failure while executing ends that task
             _finish(state, "tool_error", _describe(error))
             return
-        ended = getattr(state.toolbox, "episode_end", None)
+        ended = state.toolbox.episode_end
         if ended is not None and not state.episode.done:
             _finish(state, ended)
 
@@ -389,7 +389,7 @@ def _execute_calls(toolbox: Toolbox, state: _TaskState, step: Step) -> None:
     except StepFailed as failure:
         _finish(state, "tool_error", str(failure))
         return
-    ended = getattr(toolbox, "episode_end", None)
+    ended = toolbox.episode_end
     if ended is not None:
         _finish(state, ended)
 

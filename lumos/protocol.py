@@ -31,7 +31,7 @@ from lumos import prompts
 from lumos.domains import domain as lumos_domain
 from lumos.episode import Episode, Step, ToolCall
 from lumos.format import (
-    ORIGINAL_VARIABLE, Action, FormatError, matching_paren, number_action_outputs, parse_actions, render_actions,
+    ORIGINAL_VARIABLE, Action, FormatError, matching_paren, number_action_outputs, render_actions,
 )
 from lumos.tools.base import Toolbox, ToolError
 
@@ -115,9 +115,8 @@ class Protocol:
 
         ``FormatError`` when the reply does not parse or names a tool the toolbox lacks.
         """
-        # a toolbox may read its own actions (the web's queries hold quotes and parentheses as words)
-        read_actions = getattr(toolbox, "read_actions", None) or parse_actions
-        actions = read_actions(reply)
+        # the toolbox reads its domain's actions (the web's and SQL's arguments hold quotes and parentheses)
+        actions = toolbox.read_actions(reply)
         unknown = [action.tool for action in actions if action.tool not in toolbox.tools]
         if unknown:
             raise FormatError(f"names unknown tool(s) {', '.join(unknown)}; available: {', '.join(toolbox.tool_names)}",
@@ -136,7 +135,7 @@ class Protocol:
             if call.error is not None:
                 raise StepFailed(call.error)
             episode.prediction = call.result
-            if getattr(toolbox, "episode_end", None) is not None:
+            if toolbox.episode_end is not None:
                 return
 
     def feedback(self, step: Step, episode: Episode, default: FeedbackFunction) -> str:

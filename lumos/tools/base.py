@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Mapping
 
-from lumos.format import Action, variables_used
+from lumos.format import Action, parse_actions, variables_used
 from lumos.vocabulary import DomainVocabulary
 
 ToolFunction = Callable[[str, Mapping[str, str]], list[str]]
@@ -34,7 +34,14 @@ class Tool:
 
 
 class Toolbox:
-    """The tools of one domain, executed against the results of earlier actions."""
+    """The tools of one domain, executed against the results of earlier actions.
+
+    The environment protocol: a task that acts on a world of its own (a web page, a shop, a database)
+    gets its own toolbox (``Benchmark.task_toolbox``), which owns that world, reads the grounder's
+    actions in its grammar (:meth:`read_actions`), says when the world has ended the episode
+    (:attr:`episode_end`, read by the loop after every action) and releases it (:meth:`close`).
+    The defaults are a static domain's: ``lumos.format``'s grammar, no end, nothing to release.
+    """
 
     def __init__(self, domain: str, tools: Iterable[Tool], *, on_close: Callable[[], None] | None = None):
         self.domain = domain
@@ -59,6 +66,15 @@ class Toolbox:
     @property
     def tool_names(self) -> tuple[str, ...]:
         return tuple(self.tools)
+
+    @property
+    def episode_end(self) -> str | None:
+        """An exit status (``lumos.episode.ExitStatus``) once the environment has ended the task; None until then."""
+        return None
+
+    def read_actions(self, reply: str) -> list[Action]:
+        """A grounding reply's actions in this domain's grammar (``FormatError`` when it does not parse)."""
+        return parse_actions(reply)
 
     def variables_in(self, action: Action) -> list[int]:
         """The ``R<n>`` an action refers to (all in its arguments; a domain may narrow this)."""

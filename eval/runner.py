@@ -106,6 +106,9 @@ class Benchmark:
     flags: Callable[[], argparse.ArgumentParser] | None = None
     # Run-wide resources (a database server): started before the first episode, (config) -> what stops them.
     start: Callable[["EvalConfig"], Callable[[], None]] | None = None
+    # A benchmark whose parts depend on its own flags (WebShop's feedback, goals, ranker): (config) -> the
+    # benchmark to run, after parsing; it may fill defaults in config and raise EvalSetupError for bad combinations.
+    configure: Callable[["EvalConfig"], "Benchmark"] | None = None
 
 
 @dataclass
@@ -816,10 +819,17 @@ def summary_table(metrics: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(benchmark: Benchmark, argv: Sequence[str] | None = None) -> int:
+def run(benchmark: Benchmark, argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Parse the command line (the runner's flags and the benchmark's own), configure, evaluate; the metrics."""
     config = parse_config(benchmark, argv, parents=[benchmark.flags()] if benchmark.flags else ())
+    if benchmark.configure is not None:
+        benchmark = benchmark.configure(config)
+    return evaluate(config, benchmark)
+
+
+def main(benchmark: Benchmark, argv: Sequence[str] | None = None) -> int:
     try:
-        evaluate(config, benchmark)
+        run(benchmark, argv)
     except (EvalSetupError, StoreLocked) as error:  # StoreLocked: another run writes this save_dir now
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -24,18 +24,21 @@ divides the summed reward by the goals that ended (bought or failed) as it did, 
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import re
 from pathlib import Path
 from typing import Any, Callable
 
-from eval.runner import Benchmark, EvalConfig, Example
+from eval.runner import Benchmark, EvalConfig, EvalSetupError, Example
+from eval.webshop.adapter import DEFAULT_MAX_STEPS
 from eval.webshop.adapter import Episode as ShopEpisode
 from eval.webshop.adapter import start_episode, step_episode, to_webshop_action
 from lumos.format import Action
 from lumos.tools.base import Tool, Toolbox, ToolError
 from lumos.tools.web import BM25Ranker, Element, Ranker, WebPage, parse_web_call, rank
 from lumos.vocabulary import vocabulary
-from lumos.webshop.catalogue import Catalogue, load_catalogue
+from lumos.webshop.catalogue import GOAL_KINDS, SAMPLE_DIR, Catalogue, load_catalogue
 from lumos.webshop.env import WebShopActionError, WebShopTextEnv
 from lumos.webshop.search import ProductSearchEngine
 
@@ -218,3 +221,43 @@ def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
                      task_toolbox=task_toolbox, score_episode=score_episode, summarise=shop_metrics,
                      feedback=result_feedback if feedback == "observation" else completion_feedback,
                      original_loop=original_loop, score_original=score_original)
+
+
+def own_flags() -> argparse.ArgumentParser:
+    """WebShop's flags (shown by ``--help``); ``--data_dir`` and ``--max_steps`` replace the runner's defaults."""
+    from eval.webshop.original import FEATURE_RANKER
+
+    parser = argparse.ArgumentParser(prog="python -m eval.webshop.run_eval", add_help=False)
+    group = parser.add_argument_group("WebShop")
+    group.add_argument("--data_dir", default=None,
+                       help="folder of WebShop's JSON files (None: the sample catalogue in lumos/webshop/sample)")
+    group.add_argument("--max_steps", type=int, default=None,
+                       help=f"environment actions per episode (None: {DEFAULT_MAX_STEPS})")
+    group.add_argument("--feedback", default=None, choices=FEEDBACKS,
+                       help="what the planner is told after a subgoal (None: observation)")
+    group.add_argument("--goals", default="human", choices=GOAL_KINDS,
+                       help="WebShop's human goals, or its synthetic ones (what the released evaluation ran)")
+    group.add_argument("--feature_ranker", default=FEATURE_RANKER,
+                       help="cross-encoder for FeatureRetrieve/Pick under --prompt_style original, or 'bm25'")
+    return parser
+
+
+def configure(config: EvalConfig) -> Benchmark:
+    """The benchmark for ``config``'s WebShop flags; fills the WebShop defaults into ``config``."""
+    from lumos.tools.web import make_ranker
+
+    if config.prompt_style == "original" and (config.extra.get("feedback") is not None or config.max_steps is not None):
+        # the released evaluation runs 10 module calls and tells the planner what it tells it
+        raise EvalSetupError("--feedback and --max_steps do not apply under --prompt_style original "
+                             "(the released evaluation runs 10 rounds and words its own feedback)")
+    config.extra["feedback"] = config.extra.get("feedback") or "observation"
+    config.max_steps = config.max_steps or DEFAULT_MAX_STEPS
+    config.data_dir = config.data_dir or str(SAMPLE_DIR)
+    ranker = config.extra.get("feature_ranker")
+    benchmark = make_benchmark(config.extra["feedback"], feature_ranker=make_ranker(None if ranker == "bm25" else ranker),
+                               goals=config.extra.get("goals", "human"))
+    return dataclasses.replace(benchmark, flags=own_flags)
+
+
+# ``python -m eval.webshop.run_eval``: the runner's flags and WebShop's; configure builds the benchmark they ask for
+BENCHMARK = dataclasses.replace(make_benchmark(), flags=own_flags, configure=configure)

@@ -4,9 +4,9 @@
         --save_dir results/webshop --model_name_or_path MODEL_DIR --eval_batch_size 8 --formulation lumos_iterative
     python -m eval.webshop.run_eval --save_dir results/webshop_replay --formulation replay --actions_file A.jsonl
 
-``lumos_iterative`` runs the shared agent loop through the shared runner (``eval/runner.py``: its
-flags ``--planner``/``--grounder``/``--prompt_style``/... apply), one episode per goal in its own
-shopping session (``eval/webshop/benchmark.py``); ``--max_steps`` (default 15) limits the
+``lumos_iterative`` runs the shared agent loop through the shared runner (``eval.runner.run`` with
+``eval/webshop/benchmark.py``'s BENCHMARK: the runner's flags and WebShop's own, all in ``--help``),
+one episode per goal in its own shopping session; ``--max_steps`` (default 15) limits the
 environment actions of an episode; ``--feedback`` picks what the planner is told after a subgoal.
 Without ``--data_dir`` the shipped sample catalogue is used.
 
@@ -32,12 +32,11 @@ import json
 import sys
 from pathlib import Path
 
+from eval.runner import EvalSetupError, check_save_dir, fingerprint, run
 from eval.webshop.adapter import DEFAULT_MAX_STEPS, metrics, replay
-from eval.webshop.benchmark import FEEDBACKS
-from eval.runner import EvalSetupError, check_save_dir, fingerprint
-from eval.webshop.original import FEATURE_RANKER
-from lumos.jsonl import JsonlStore, read_records, write_run_info, BadRecord
-from lumos.webshop.catalogue import GOAL_KINDS, SAMPLE_DIR, load_catalogue
+from eval.webshop.benchmark import BENCHMARK
+from lumos.jsonl import BadRecord, JsonlStore, read_records, write_run_info
+from lumos.webshop.catalogue import SAMPLE_DIR, load_catalogue
 from lumos.webshop.env import WebShopTextEnv
 
 FORMULATIONS = ("lumos_iterative", "replay")
@@ -63,65 +62,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def _own_flags(for_help: bool = False) -> argparse.ArgumentParser:
-    """WebShop's own flags; ``for_help``: with the runner flags whose WebShop defaults differ (for ``--help``)."""
-    parser = argparse.ArgumentParser(prog="python -m eval.webshop.run_eval", add_help=False)
-    group = parser.add_argument_group("WebShop")
-    if for_help:
-        group.add_argument("--data_dir", default=None,
-                           help="folder of WebShop's JSON files (None: the sample catalogue in lumos/webshop/sample)")
-        group.add_argument("--max_steps", type=int, default=DEFAULT_MAX_STEPS, help="environment actions per episode")
-    group.add_argument("--feedback", default=None, choices=FEEDBACKS,
-                       help="what the planner is told after a subgoal (None: observation)")
-    group.add_argument("--goals", default="human", choices=GOAL_KINDS,
-                       help="WebShop's human goals, or its synthetic ones (what the released evaluation ran)")
-    group.add_argument("--feature_ranker", default=FEATURE_RANKER,
-                       help="cross-encoder for FeatureRetrieve/Pick under --prompt_style original, or 'bm25'")
-    return parser
-
-
-def _benchmark_options(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
-    """WebShop's own flags; the rest go to the shared runner's parser."""
-    parser = _own_flags()
-    parser.add_argument("--prompt_style", default="tulu")  # peeked at, and passed on to the runner
-    options, rest = parser.parse_known_args(argv)
-    given = lambda flag: any(arg == flag or arg.startswith(flag + "=") for arg in rest)  # noqa: E731
-    if options.prompt_style == "original":
-        # the released evaluation runs 10 module calls and tells the planner what it tells it
-        if options.feedback is not None or given("--max_steps"):
-            parser.error("--feedback and --max_steps do not apply under --prompt_style original "
-                         "(the released evaluation runs 10 rounds and words its own feedback)")
-    options.feedback = options.feedback or "observation"
-    rest += ["--prompt_style", options.prompt_style]
-    if not given("--data_dir") and not given("-h") and not given("--help"):
-        rest += ["--data_dir", str(SAMPLE_DIR)]
-    if not given("--max_steps"):
-        rest += ["--max_steps", str(DEFAULT_MAX_STEPS)]
-    return options, rest
-
-
-def run_lumos(argv: list[str]) -> dict:
-    """The Lumos agent loop over the goals, through the shared runner."""
-    from eval.runner import evaluate, parse_config
-    from eval.webshop.benchmark import make_benchmark
-
-    from lumos.tools.web import make_ranker
-
-    options, rest = _benchmark_options(argv)
-    feature_ranker = make_ranker(None if options.feature_ranker == "bm25" else options.feature_ranker)
-    benchmark = make_benchmark(options.feedback, feature_ranker=feature_ranker, goals=options.goals)
-    config = parse_config(benchmark, rest, parents=[_own_flags(for_help=True)])
-    config.extra = vars(options)
-    return evaluate(config, benchmark)
-
-
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
     chooser = argparse.ArgumentParser(add_help=False)
     chooser.add_argument("--formulation", default="lumos_iterative")
     if chooser.parse_known_args(argv)[0].formulation != "replay":
         try:
-            return run_lumos(argv)
+            return run(BENCHMARK, argv)
         except EvalSetupError as error:  # data, models or a save_dir of other settings: one line, nothing written
             print(f"error: {error}", file=sys.stderr)
             raise SystemExit(2) from None

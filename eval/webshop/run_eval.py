@@ -105,6 +105,12 @@ def main(argv: list[str] | None = None) -> dict:
         result = metrics([r for r in store.records() if r["goal_index"] < count], num_episodes=count)
     (save_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(result))
+    from lumos.report import write_report
+
+    report = write_report(save_dir)
+    for name, path in (("predictions", save_dir / "predictions.jsonl"), ("metrics", save_dir / "metrics.json"),
+                       ("report", report)):
+        print(f"{name + ':':<12} {path}")
     return result
 
 

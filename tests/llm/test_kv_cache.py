@@ -113,3 +113,19 @@ def test_prefix_cache_cap_drops_least_recently_used_first():
     assert cache.tokens <= 100
     with pytest.raises(ValueError):
         PrefixCache(-1)
+
+
+def test_run_eval_flag_reaches_the_local_model(tiny_model, tmp_path):
+    from eval.gsm.benchmark import BENCHMARK
+    from eval.runner import load_generator, parse_config
+
+    model, tokenizer = tiny_model
+    model.save_pretrained(tmp_path / "tiny")
+    tokenizer.save_pretrained(tmp_path / "tiny")
+    base = ["--data_dir", str(tmp_path), "--model_name_or_path", str(tmp_path)]
+    assert load_generator(str(tmp_path / "tiny"), parse_config(BENCHMARK, base)).kv_cache.max_tokens > 100_000
+    capped = load_generator(str(tmp_path / "tiny"), parse_config(BENCHMARK, base + ["--kv_cache_tokens", "5000"]))
+    assert capped.kv_cache.max_tokens == 5000
+    assert load_generator(str(tmp_path / "tiny"), parse_config(BENCHMARK, base + ["--kv_cache_tokens", "0"])).kv_cache is None
+    with pytest.raises(SystemExit):
+        parse_config(BENCHMARK, base + ["--kv_cache_tokens", "-1"])

@@ -4,6 +4,9 @@ Iterative: every unfinished task asks its planner for the next subgoal (one batc
 grounds it (one batched call), runs the grounded actions with the domain's toolbox, and tells
 the planner the result; until the planner says ``Yes, I will stop planning.`` or ``max_steps``.
 Onetime: plan everything (one call), ground everything (one call), execute.
+On OpenAI-compatible servers the iterative loop has no round barrier (``Agent(barrier=None)``): each
+task sends its next request as soon as its own reply is back, through the same per-task steps, so
+the same replies give the same trajectories (the released protocol keeps its rounds).
 
 Conversations come only from ``lumos.prompts`` (the strings training used). Model output is
 untrusted: a reply that does not parse, or names a tool the domain lacks, ends that task with a

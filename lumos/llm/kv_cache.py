@@ -140,7 +140,7 @@ class PrefixCache:
 def supports_prefix_cache(model: Any) -> bool:
     """A decoder whose every layer attends to the whole past (no sliding window) and takes explicit positions."""
     config = getattr(model, "config", None)
-    if config is None or getattr(config, "sliding_window", None):
+    if config is None or (getattr(config, "sliding_window", None) and getattr(config, "use_sliding_window", True)):
         return False
     if any("sliding" in str(kind) or "chunk" in str(kind) for kind in getattr(config, "layer_types", None) or ()):
         return False

@@ -129,3 +129,15 @@ def test_run_eval_flag_reaches_the_local_model(tiny_model, tmp_path):
     assert load_generator(str(tmp_path / "tiny"), parse_config(BENCHMARK, base + ["--kv_cache_tokens", "0"])).kv_cache is None
     with pytest.raises(SystemExit):
         parse_config(BENCHMARK, base + ["--kv_cache_tokens", "-1"])
+
+
+def test_sliding_window_models_are_not_cached():
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    from lumos.llm.kv_cache import supports_prefix_cache
+
+    small = dict(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                 num_key_value_heads=2)
+    assert supports_prefix_cache(LlamaForCausalLM(LlamaConfig(**small)))
+    assert not supports_prefix_cache(MistralForCausalLM(MistralConfig(**small, sliding_window=64)))
+    assert supports_prefix_cache(MistralForCausalLM(MistralConfig(**small, sliding_window=None)))

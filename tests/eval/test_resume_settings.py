@@ -54,7 +54,8 @@ def _run(setup, **changes):
 @pytest.mark.parametrize("change, named", [
     ({"--formulation": "lumos_onetime"}, "formulation was 'lumos_iterative' (now 'lumos_onetime')"),
     ({"--prompt_style": "original"}, "prompt_style was 'tulu' (now 'original')"),
-    ({"--scoring": "original"}, "scoring was 'standard' (now 'original')"),
+    # original scoring of a lumos formulation needs the original prompt style: both differ, both are named
+    ({"--prompt_style": "original", "--scoring": "original"}, "scoring was 'standard' (now 'original')"),
     ({"--planner": "planner2"}, "planner was 'scripted:"),
     ({"--model_name_or_path": "models", "--planner": None, "--grounder": None}, "model_name_or_path was None"),
     ({"--data_dir": "other"}, "data was '"),

@@ -34,9 +34,9 @@ def test_parse_janet_example():
     ("R5, R6 = SolveEquation(R2=xy, R3=x/y) = 3, 4", Action("SolveEquation", "R2=xy, R3=x/y", ("R5", "R6"), "3, 4")),
     ("R7 = Calculator(R4(R5, R6)) = 12", Action("Calculator", "R4(R5, R6)", ("R7",), "12")),
     ("R3 = SetEquation(x + 2 = 5) = x + 2 = 5", Action("SetEquation", "x + 2 = 5", ("R3",), "x + 2 = 5")),
-    ('CLICK(Env, "search button")', Action("CLICK", 'Env, "search button"')),
-    ('TYPE(Env, "from", "New York")', Action("TYPE", 'Env, "from", "New York"')),
-    ('CLICK(Env, "smile :)")', Action("CLICK", 'Env, "smile :)"')),
+    ('Code(print("search button"))', Action("Code", 'print("search button")')),
+    ('QA("from", "New York")', Action("QA", '"from", "New York"')),
+    ('Code(print("smile :)"))', Action("Code", 'print("smile :)")')),
     ("Output = Calculator((1 + 2) * (3 + 4))", Action("Calculator", "(1 + 2) * (3 + 4)", ("Output",))),
     ("R1 = QA([R2], Question: Who wrote 'It'?) = Stephen King",
      Action("QA", "[R2], Question: Who wrote 'It'?", ("R1",), "Stephen King")),
@@ -81,9 +81,9 @@ def test_plan_errors_name_the_line():
 
 
 def test_grounding_answer_split_respects_parentheses_and_quotes():
-    text = 'R1 = Calculator(16 - 3 - 4); R2 = Code(def f(a, b): return a; b); TYPE(Env, "q; x", "a; b")'
+    text = 'R1 = Calculator(16 - 3 - 4); R2 = Code(def f(a, b): return a; b); R3 = Code(print("q; x", "a; b"))'
     actions = parse_actions(text)
-    assert [a.tool for a in actions] == ["Calculator", "Code", "TYPE"]
+    assert [a.tool for a in actions] == ["Calculator", "Code", "Code"]
     assert actions[1].args == "def f(a, b): return a; b"
     assert render_actions(actions) == text
 
@@ -159,7 +159,7 @@ def _mangle(text: str, rng: random.Random) -> str:
 
 def test_fuzz_ten_thousand_strings_raise_only_format_error():
     rng = random.Random(1234)
-    seeds = [JANET, 'Subgoal 1: Go.\nAction 1-1: CLICK(Env, "a (b)")', "R1 = Calculator(R4(R5, R6)); R2 = QA(x)"]
+    seeds = [JANET, 'Subgoal 1: Go.\nAction 1-1: R1 = Code(print("a (b)"))', "R1 = Calculator(R4(R5, R6)); R2 = QA(x)"]
     parsed = 0
     for i in range(10_000):
         if i % 3 == 0:

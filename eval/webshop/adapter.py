@@ -2,7 +2,7 @@
 
 Lumos grounds WebShop subgoals to ``Search(query)`` / ``Click(item)`` actions; they map onto the
 environment's ``search[...]`` / ``click[...]``. Every episode ends with a status; the metrics
-count ALL episodes, an unfinished one scoring 0.
+count ALL episodes, one that did not end in a purchase scoring 0.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
+from lumos.episode import ExitStatus
 from lumos.format import Action
 from lumos.webshop.env import WebShopActionError, WebShopTextEnv, parse_webshop_action
 
@@ -38,7 +39,7 @@ class Episode:
     actions: list[str] = field(default_factory=list)
     observations: list[str] = field(default_factory=list)
     reward: float = 0.0
-    status: str = "running"  # finished | step_limit | parse_error | running
+    status: ExitStatus = "running"  # lumos.episode's exit statuses
     error: str = ""
     reward_info: dict[str, Any] = field(default_factory=dict)
 
@@ -79,8 +80,8 @@ def replay(env: WebShopTextEnv, goal_index: int, actions: Iterable[Action | str]
         if episode.status != "running":
             break
         step_episode(env, episode, action, max_steps)
-    if episode.status == "running":
-        episode.status = "unfinished"
+    if episode.status == "running":  # the script ended before the episode did: its actions were the limit
+        episode.status, episode.error = "step_limit", f"no purchase within the {len(episode.actions)} scripted actions"
     return episode
 
 

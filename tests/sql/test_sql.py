@@ -81,6 +81,7 @@ def test_reward_is_intercodes(agent, gold, reward):
     assert intercode_reward(agent, gold) == pytest.approx(reward)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning", "ignore:One or more sample arguments is too small")
 def test_kendall_tau_b_equals_scipys_with_ties():
     stats = pytest.importorskip("scipy.stats")
     rng = random.Random(0)

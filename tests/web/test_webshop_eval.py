@@ -30,7 +30,7 @@ def test_replay_and_metrics_count_unfinished_as_zero(tmp_path):
     result = main(argv)
     assert result == {"num_episodes": 4, "num_finished": 1, "average_reward": 0.25, "success_rate": 0.25}
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
-    assert {r["status"] for r in records} == {"finished", "unfinished"}
+    assert {r["status"] for r in records} == {"finished", "step_limit"}
     assert json.loads((out / "metrics.json").read_text()) == result and (out / "run.json").is_file()
     assert main(argv) == result  # resumed: nothing re-run, same numbers
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4

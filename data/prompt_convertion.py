@@ -31,13 +31,14 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lumos.cli import DefaultsHelpFormatter
 from lumos.convert.pipeline import BACKENDS, DOMAINS, KEEP, SOURCES, ConversionConfig, Summary, run_conversion
 from lumos.jsonl import StoreLocked
 
 
 def parse_args(argv: list[str] | None = None) -> ConversionConfig:
     parser = argparse.ArgumentParser(prog="python -m data.prompt_convertion", description=__doc__,
-                                     formatter_class=_HelpFormatter)
+                                     formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--domain", required=True, choices=DOMAINS)
     parser.add_argument("--data_fn", required=True, help="raw benchmark file (JSONL or JSON list)")
     parser.add_argument("--source", choices=SOURCES, default=None, help="default: recognised from the fields")
@@ -88,21 +89,6 @@ def parse_args(argv: list[str] | None = None) -> ConversionConfig:
     except ValueError as error:
         parser.error(str(error))
     return config
-
-
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    """The docstring as written, and every flag with its default."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.option_strings and action.default is not argparse.SUPPRESS and "%(default)" not in text:
-            text += " (default: %(default)s)"
-        return text.strip()
-
-    def _format_action(self, action: argparse.Action) -> str:
-        if not (action.help or "").strip() and action.option_strings:
-            action.help = "(default: %(default)s)"  # argparse shows no help line for an action without help text
-        return super()._format_action(action)
 
 
 def main(argv: list[str] | None = None) -> int:

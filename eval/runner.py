@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from lumos.cli import DefaultsHelpFormatter
 from lumos.domains import domain as lumos_domain
 from lumos.jsonl import JsonlStore, StoreLocked, write_run_info
 
@@ -151,28 +152,12 @@ class EvalConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-class _DefaultsHelp(argparse.RawDescriptionHelpFormatter):
-    """``--help`` shows every flag with its default."""
-
-    def _get_help_string(self, action: argparse.Action) -> str:
-        text = action.help or ""
-        if action.default is not argparse.SUPPRESS and action.option_strings and "%(default)" not in text \
-                and not isinstance(action, argparse._HelpAction):
-            text += " (default: %(default)s)"
-        return text.strip()
-
-    def _format_action(self, action: argparse.Action) -> str:
-        if not (action.help or "").strip() and action.option_strings:
-            action.help = "(default: %(default)s)"  # argparse shows no help line for an action without help text
-        return super()._format_action(action)
-
-
 def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
                  parents: Sequence[argparse.ArgumentParser] = (), prog: str | None = None) -> EvalConfig:
     """The runner's flags (and a benchmark's own, from ``parents``: they land in ``config.extra``)."""
     parser = argparse.ArgumentParser(prog=prog or f"python -m eval.{benchmark.name}.run_eval",
                                      description=f"Evaluate Lumos on {benchmark.name}.", parents=list(parents),
-                                     formatter_class=_DefaultsHelp)
+                                     formatter_class=DefaultsHelpFormatter)
     # a benchmark's own definition of a flag (e.g. Mind2Web's --max_num_examples, per split) wins
     taken = {flag for parent in parents for action in parent._actions for flag in action.option_strings}
 

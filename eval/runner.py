@@ -226,7 +226,8 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
     if config.scoring == "original" and benchmark.score_original is None:
         parser.error(f"--scoring original is not available for {benchmark.name}")
     if (config.scoring == "original" and config.formulation.startswith("lumos_") and config.oracle is None
-            and benchmark.original_protocol is not None and config.prompt_style != "original"):
+            and (benchmark.original_protocol or lumos_domain(benchmark.domain).original_protocol) is not None
+            and config.prompt_style != "original"):
         # The released scorers read the released loop's own bookkeeping, which only that loop keeps.
         parser.error(f"--scoring original with --formulation {config.formulation} needs --prompt_style original "
                      "(the released scoring reads the released loop's final variables)")

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from eval.runner import Benchmark, Example, read_examples
 from lumos.metrics import extract_number, numeric_accuracy, original_maths_score
-from lumos.protocol import OriginalMathsProtocol
 
 
 def gold_answer(solution: str) -> str:
@@ -29,8 +28,8 @@ def load(path: Path) -> list[Example]:
 BENCHMARK = Benchmark(name="gsm", domain="maths", data_file="test.jsonl", load=load,
                       score=lambda prediction, gold: {"accuracy": numeric_accuracy(prediction, gold)},
                       extract=lambda text: extract_number(text) or text,
-                      original_rounds=16,  # eval/gsm/run_eval.py: 8 subgoals, each a planner and a grounder call
-                      original_protocol=lambda config: OriginalMathsProtocol(
-                          16, onetime=config.formulation == "lumos_onetime"),
+                      # the released eval/gsm/run_eval.py: 8 subgoals, each a planner and a grounder call, under the
+                      # maths domain's original protocol (lumos.domains)
+                      original_rounds=16,
                       score_original=lambda episode, example, formulation: original_maths_score(
                           episode, example.answer, formulation))

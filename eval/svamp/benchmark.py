@@ -11,7 +11,6 @@ from pathlib import Path
 
 from eval.runner import Benchmark, Example, read_examples
 from lumos.metrics import extract_number, numeric_accuracy, original_maths_score
-from lumos.protocol import OriginalMathsProtocol
 
 
 def task_text(body: str, question: str) -> str:
@@ -32,8 +31,6 @@ def load(path: Path) -> list[Example]:
 BENCHMARK = Benchmark(name="svamp", domain="maths", data_file="test.json", load=load,
                       score=lambda prediction, gold: {"accuracy": numeric_accuracy(prediction, gold)},
                       extract=lambda text: extract_number(text) or text,
-                      original_rounds=4,  # eval/svamp/run_eval.py: 2 subgoals, each a planner and a grounder call
-                      original_protocol=lambda config: OriginalMathsProtocol(
-                          4, onetime=config.formulation == "lumos_onetime"),
+                      original_rounds=4,  # the released eval/svamp/run_eval.py: 2 subgoals (a planner and a grounder call each)
                       score_original=lambda episode, example, formulation: original_maths_score(
                           episode, original_answer(example.answer), formulation))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -254,7 +255,12 @@ def configure(config: EvalConfig) -> Benchmark:
     config.max_steps = config.max_steps or DEFAULT_MAX_STEPS
     config.data_dir = config.data_dir or str(SAMPLE_DIR)
     ranker = config.extra.get("feature_ranker")
-    benchmark = make_benchmark(config.extra["feedback"], feature_ranker=make_ranker(None if ranker == "bm25" else ranker),
+    if config.prompt_style == "original" and ranker != "bm25" \
+            and importlib.util.find_spec("sentence_transformers") is None:
+        raise EvalSetupError(f"--feature_ranker {ranker} needs sentence-transformers (pip install "
+                             "sentence-transformers), or give --feature_ranker bm25")
+    feature_ranker = make_ranker(None if ranker == "bm25" else ranker)
+    benchmark = make_benchmark(config.extra["feedback"], feature_ranker=feature_ranker,
                                goals=config.extra.get("goals", "human"))
     return dataclasses.replace(benchmark, flags=own_flags)
 

@@ -259,6 +259,21 @@ def test_flags_of_our_loop_are_refused_under_original(tmp_path, capsys):
         assert "do not apply under --prompt_style original" in capsys.readouterr().err
 
 
+def test_a_feature_ranker_whose_library_is_missing_is_one_line(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from eval.webshop.run_eval import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
+    with pytest.raises(SystemExit):
+        main(["--prompt_style", "original", "--planner", "scripted:x", "--grounder", "scripted:y",
+              "--save_dir", str(tmp_path / "out")])
+    assert "--feature_ranker cross-encoder/stsb-roberta-large needs sentence-transformers" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_served_checkpoints_get_the_released_request(tmp_path):
     """Through an OpenAI-compatible server (vLLM's shape): no BOS asked for, 512 new tokens, cut at a newline."""
     from eval.webshop.run_eval import main

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from eval.runner import Benchmark, EvalConfig, EvalSetupError, Example, data_path
 from lumos.tools.sql import (
     MariaDBServer, SqlSetupError, SqlToolbox, Table, check_connection, intercode_reward, render_rows,
-    render_sql_action, require_driver, schema_text, sql_toolbox,
+    render_sql_action, require_driver, schema_text, server_binary, sql_toolbox,
 )
 
 DATA_FILE, DUMP_FILE = "ic_spider_dev.json", "ic_spider_dbs.sql"
@@ -61,6 +61,23 @@ def make_benchmark() -> Benchmark:
     """The InterCode-SQL benchmark; the run's server lives in this closure while the run lasts."""
     run: dict[str, Any] = {}
 
+    def dump_file(config: EvalConfig) -> Path:
+        return Path(config.extra.get("db_dump") or data_path(config, BENCHMARK).parent / DUMP_FILE)
+
+    def configure(config: EvalConfig) -> Benchmark:
+        """What can be checked before anything is written: the driver, and the dump and a server binary when
+        this run is to start its own server."""
+        try:
+            require_driver()
+            if not config.extra.get("db_url"):
+                if not dump_file(config).is_file():
+                    raise EvalSetupError(f"--db_dump {dump_file(config)}: no such file (InterCode's {DUMP_FILE}); "
+                                         "or give --db_url")
+                server_binary()
+        except SqlSetupError as error:
+            raise EvalSetupError(str(error)) from None
+        return BENCHMARK
+
     def start(config: EvalConfig) -> Callable[[], None]:
         if config.extra.get("db_url"):
             try:
@@ -69,12 +86,8 @@ def make_benchmark() -> Benchmark:
                 raise EvalSetupError(f"--db_url: {error}") from None
             run["url"] = config.extra["db_url"]
             return lambda: None
-        dump = Path(config.extra.get("db_dump") or data_path(config, BENCHMARK).parent / DUMP_FILE)
-        if not dump.is_file():
-            raise EvalSetupError(f"--db_dump {dump}: no such file (InterCode's {DUMP_FILE}); or give --db_url")
-        server = MariaDBServer(dump)
+        server = MariaDBServer(dump_file(config))
         try:
-            require_driver()  # before the server's seconds of start-up
             server.start()
             check_connection(server.url)
         except SqlSetupError as error:
@@ -105,7 +118,7 @@ def make_benchmark() -> Benchmark:
 
     return Benchmark(name="intercode_sql", domain="sql", data_file=DATA_FILE, load=load,
                      score=lambda prediction, gold: {}, task_toolbox=task_toolbox, score_episode=score_episode,
-                     summarise=summarise, flags=flags, start=start)
+                     summarise=summarise, flags=flags, start=start, configure=configure)
 
 
 BENCHMARK = make_benchmark()

@@ -279,6 +279,11 @@ def _binary(*names: str) -> str:
                         "(apt-get install mariadb-server, as setup.sh does) or give --db_url")
 
 
+def server_binary() -> str:
+    """The MariaDB server program; :class:`SqlSetupError` in one line when it is not installed."""
+    return _binary("mariadbd", "mysqld")
+
+
 class MariaDBServer:
     """A MariaDB server of our own: a fresh data folder and a socket in a temporary folder, no TCP.
 
@@ -313,7 +318,7 @@ class MariaDBServer:
         return "root" if os.geteuid() == 0 else getpass.getuser()
 
     def start(self) -> "MariaDBServer":
-        install, server = _binary("mariadb-install-db", "mysql_install_db"), _binary("mariadbd", "mysqld")
+        install, server = _binary("mariadb-install-db", "mysql_install_db"), server_binary()
         client = _binary("mariadb", "mysql")
         self.folder = Path(tempfile.mkdtemp(prefix="lumos-mariadb-"))
         data, log = self.folder / "data", self.folder / "server.log"

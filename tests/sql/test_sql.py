@@ -186,6 +186,7 @@ def test_a_missing_dump_is_one_line(sql_tasks, tmp_path):
     run = _run(["--data_dir", str(tmp_path), "--oracle", "gold", "--save_dir", str(tmp_path / "o"), "--no_progress"])
     assert run.returncode == 2 and "Traceback" not in run.stderr
     assert run.stderr.strip().splitlines()[-1].startswith("error: --db_dump ")
+    assert not (tmp_path / "o").exists()  # checked before anything is written
 
 
 @pytest.mark.slow

@@ -1,4 +1,4 @@
-"""Turn converted annotations into training conversations (docs/FORMAT.md §2-§4).
+"""Turn converted annotations into training conversations (docs/FORMAT.md §2, §3 and §6).
 
     python -m data.process_for_train --domain maths --formulation lumos_iterative
     python -m data.process_for_train --domain maths --formulation lumos_onetime

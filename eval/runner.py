@@ -536,7 +536,7 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
                       task_toolbox=(lambda task_id, task: modules.example_toolbox(by_id[task_id]))
                       if own_toolboxes else None)
         return agent.run([(example.id, example.question) for example in examples])
-    # cot / direct: the user turn is the bare question (FORMAT.md §4)
+    # cot / direct: the user turn is the bare question (docs/FORMAT.md §5)
     from lumos import prompts
     from lumos.agent import generator_eos
     from lumos.llm import GenerationError

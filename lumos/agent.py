@@ -1,4 +1,4 @@
-"""The plan -> ground -> execute loop (FORMAT.md §4), advancing a whole batch of tasks together.
+"""The plan -> ground -> execute loop (docs/FORMAT.md §5), advancing a whole batch of tasks together.
 
 Iterative: every unfinished task asks its planner for the next subgoal (one batched call),
 grounds it (one batched call), runs the grounded actions with the domain's toolbox, and tells

@@ -72,7 +72,7 @@ class Domain:
         return load_object(self.toolbox_factory)(**options)
 
     def plan_feedback(self, index: int, subgoal_text: str, result: str) -> str:
-        """The planner's user turn after subgoal ``index`` was executed (FORMAT.md §3.1)."""
+        """The planner's user turn after subgoal ``index`` was executed (docs/FORMAT.md §3.1)."""
         from lumos import prompts
 
         if self.feedback == "completion":

@@ -1,4 +1,4 @@
-"""Parse and render the unified subgoal/action format (FORMAT.md §1).
+"""Parse and render the unified subgoal/action format (docs/FORMAT.md §1).
 
 A converted annotation's ``subgoal_plan`` looks like::
 

@@ -1,4 +1,4 @@
-"""Module instructions, conversation builders and chat rendering (FORMAT.md §3).
+"""Module instructions, conversation builders and chat rendering (docs/FORMAT.md §3).
 
 The one source of prompt text: training-data creation (``data.process_for_train``) and
 inference (the agent loop) both build their conversations here, so train and test prompts

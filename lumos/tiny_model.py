@@ -10,7 +10,7 @@ The tokenizer follows LLaMA-2 + Tulu conventions: ``<s>`` is added in front of e
 digits (as LLaMA's sentencepiece model does), and the chat markers ``<|user|>``, ``<|assistant|>``,
 ``<|system|>`` are single tokens that decoding keeps.
 
-The fixed text of the module prompts (FORMAT.md §3: each domain's grounding instruction block, the
+The fixed text of the module prompts (docs/FORMAT.md §3: each domain's grounding instruction block, the
 planning instruction, ``". Should we stop planning?"``, ``"No, I will keep planning. "``, ...) is one
 token per phrase as well (:func:`prompt_phrases`): a grounding conversation is then about half as
 many tokens, so a small model trains about twice as many conversations a minute, and none of the

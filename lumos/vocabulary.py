@@ -1,4 +1,4 @@
-"""The per-domain action vocabularies (FORMAT.md §2).
+"""The per-domain action vocabularies (docs/FORMAT.md §4).
 
 This is the single declaration of which actions a domain has, their signatures and their
 one-line descriptions. The grounding prompt's action list is rendered from it

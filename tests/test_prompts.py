@@ -1,4 +1,4 @@
-"""lumos.prompts against conversations written by hand from FORMAT.md §3, byte for byte."""
+"""lumos.prompts against conversations written by hand from docs/FORMAT.md §3, byte for byte."""
 
 from __future__ import annotations
 
@@ -122,7 +122,7 @@ Action 3-1: Output = QA([R2, R4], Question: Are they the same?) = yes""")
 
 
 def test_web_agent_plan_and_ground():
-    # web actions in the released format (FORMAT.md §1): output variable, page argument, labelled query/text
+    # web actions in the released format (docs/FORMAT.md §1): output variable, page argument, labelled query/text
     plan = ('Subgoal 1: Type New York into the From field.\nAction 1-1: R1 = TYPE(Env, QUERY: From, TEXT: New York)\n\n'
             'Subgoal 2: Click the Search button.\nAction 2-1: R2 = CLICK(R1, QUERY: Search)')
     task = "Find flights from New York"

@@ -1,6 +1,6 @@
 """Training examples for fine-tuning: load conversations, tokenise with loss masks, pack or pad.
 
-Each conversation (FORMAT.md §3) is rendered by ``lumos.prompts.render_chat``, which also returns
+Each conversation (docs/FORMAT.md §3) is rendered by ``lumos.prompts.render_chat``, which also returns
 the character spans of the assistant answers with their EOS (headers excluded). As open-instruct's
 ``encode_with_messages_format`` does with a current tokenizer, the loss also covers the newline
 after each EOS (LLaMA tokenises it as ``▁`` + ``<0x0A>``): it masks each user turn from the token

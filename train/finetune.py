@@ -1,4 +1,4 @@
-"""Fine-tune a planning or grounding module on Lumos training annotations (FORMAT.md §3).
+"""Fine-tune a planning or grounding module on Lumos training annotations (docs/FORMAT.md §3).
 
     # the usual way: through the scripts (DeepSpeed ZeRO-3 on GPUs, plain CPU otherwise)
     ./train.sh plan iterative

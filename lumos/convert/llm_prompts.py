@@ -3,7 +3,7 @@
 Per domain: a system message, an instruction naming the action vocabulary (rendered from
 ``lumos.vocabulary``, so prompts and tools cannot drift) and the argument conventions that the
 execution module and the validators accept, and in-context examples in the unified format of
-FORMAT.md §1. A conversation is::
+docs/FORMAT.md §1. A conversation is::
 
     system:    SYSTEM_MESSAGE
     user:      instruction + first example's "Task: ...\\nNatural language plan: ..."

@@ -124,7 +124,7 @@ class ConversionConfig:
 
 @dataclass
 class Converted:
-    """One source record turned into a converted annotation (FORMAT.md §1)."""
+    """One source record turned into a converted annotation (docs/FORMAT.md §1)."""
 
     task: str
     natural_language_plan: str

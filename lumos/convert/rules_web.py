@@ -2,7 +2,7 @@
 
 A Mind2Web step is written ``[<tag>]  <element text> -> <OP>[: <value>]``, for example
 ``[textbox]  From -> TYPE: New York`` or ``[svg]   -> CLICK`` (no element text). Each becomes
-one web action in the released format (FORMAT.md §1): it acts on the page left by the previous
+one web action in the released format (docs/FORMAT.md §1): it acts on the page left by the previous
 action (``Env`` for the first) and names the page it leads to::
 
     R1 = TYPE(Env, QUERY: Type New York into the From field, TEXT: New York)

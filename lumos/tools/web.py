@@ -106,7 +106,7 @@ def top_k(ranker: Ranker, query: str, elements: Sequence[Element], k: int) -> li
 
 # --------------------------------------------------------------------------- the web-argument grammar
 #
-# Reader and writer of the released web-action format (FORMAT.md §1), side by side:
+# Reader and writer of the released web-action format (docs/FORMAT.md §1), side by side:
 #
 #     R1 = CLICK(Env, QUERY: Enter the site for flight + cruise)
 #     R3 = TYPE(R2, QUERY: Type Atlanta as the departure location, TEXT: Atlanta)

@@ -1,4 +1,4 @@
-"""data.process_for_train writes FORMAT.md §3 files byte for byte, and they parse back."""
+"""data.process_for_train writes docs/FORMAT.md §3 files byte for byte, and they parse back."""
 
 from __future__ import annotations
 

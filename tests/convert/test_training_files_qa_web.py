@@ -1,4 +1,4 @@
-"""Complex-QA and web-agent training files, and the unified mixture, from rules conversions (FORMAT.md §3).
+"""Complex-QA and web-agent training files, and the unified mixture, from rules conversions (docs/FORMAT.md §3).
 
 Hand-made StrategyQA, MuSiQue and Mind2Web records go through both CLIs as subprocesses
 (``python -m data.prompt_convertion --backend rules``, then ``python -m data.process_for_train``);

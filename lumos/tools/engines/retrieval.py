@@ -56,7 +56,7 @@ class KnowledgeSource(Protocol):
 
 
 def one_line(text: str) -> str:
-    """Tool results are single-line text (FORMAT.md §1)."""
+    """Tool results are single-line text (docs/FORMAT.md §1)."""
     return _SPACE.sub(" ", text).strip()
 
 

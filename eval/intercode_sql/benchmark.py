@@ -97,11 +97,15 @@ def make_benchmark() -> Benchmark:
         return server.stop
 
     def task_toolbox(example: Example, config: EvalConfig) -> SqlToolbox:
-        return sql_toolbox(run["url"], example.answer["db"])
+        box = sql_toolbox(run["url"], example.answer["db"])
+        # The gold result is taken on the task's own connection before the agent acts: nothing the agent does
+        # in its session (USE another database, session variables) can change it; the data cannot change.
+        run.setdefault("gold", {})[example.id] = box.session.query(example.answer["gold"])
+        return box
 
     def score_episode(episode, example: Example, toolbox: SqlToolbox | None) -> dict[str, Any]:
         observation = toolbox.observation if toolbox is not None else None
-        gold = toolbox.session.query(example.answer["gold"]) if toolbox is not None else None
+        gold = run.get("gold", {}).pop(example.id, None)
         gold_error = gold if isinstance(gold, str) else None
         reward = intercode_reward(observation, [] if gold_error else gold)  # InterCode: a failing gold gives []
         return {"scores": {"reward": reward, "success": float(reward == 1)},

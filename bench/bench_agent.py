@@ -17,7 +17,11 @@ parsing and tools: ``lumos.agent``), three lines:
   similar lengths, each row stopping on its own, whole conversations prefilled every round
   (``HFGenerator(kv_cache_tokens=0)``);
 * **ours**: the same with key/value caches kept across rounds (``lumos.llm.kv_cache``): a round
-  prefills only the new turn.
+  prefills only the new turn; each call is one decoding loop with continuous batching (a row that
+  stops hands its slot to the next waiting prompt).
+
+``--slots`` sets the rows ours and today decode together (default ``--eval_batch_size``, the
+original's rows per batch: the same memory per pass); every line also prints its forward passes.
 
 ``--one_at_a_time`` adds the earlier baseline: one question at a time, the model reloaded every round.
 
@@ -61,6 +65,7 @@ class OriginalShapeGenerator(Generator):
         from lumos.llm.hf_backend import HFGenerator
 
         model = HFGenerator.from_pretrained(self.path, batch_size=self.eval_batch_size, kv_cache_tokens=0)
+        count_passes(model.model)
         try:
             stop = ["\n"] if stop is None else list(stop)
             encoded = model.encode(prompts)
@@ -88,6 +93,7 @@ class ReloadingGenerator(Generator):
         from lumos.llm.hf_backend import HFGenerator
 
         model = HFGenerator.from_pretrained(self.path, batch_size=1, kv_cache_tokens=0)
+        count_passes(model.model)
         try:
             return model.try_generate(prompts, stop=stop, max_new_tokens=max_new_tokens)
         finally:
@@ -127,6 +133,14 @@ def tiny_checkpoint(directory: Path, texts: list[str]) -> str:
     return str(build_tiny_checkpoint(corpus, directory, TinyModelConfig(vocab_size=1000)))
 
 
+PASSES = [0]
+
+
+def count_passes(model) -> None:
+    """Count forward passes of ``model`` (one per prefill or decoding step) in ``PASSES``."""
+    model.register_forward_pre_hook(lambda *_: PASSES.__setitem__(0, PASSES[0] + 1))
+
+
 def trajectory(episode) -> tuple:
     """What two runs must agree on: outcome and every reply, subgoal, action and result."""
     return (episode.status, episode.prediction, episode.error,
@@ -135,10 +149,11 @@ def trajectory(episode) -> tuple:
 
 
 def timed(label: str, run) -> tuple[list, float]:
+    PASSES[0] = 0
     started = time.perf_counter()
     episodes = run()
     seconds = time.perf_counter() - started
-    print(f"  {label:<58} {seconds:8.2f} s", flush=True)
+    print(f"  {label:<58} {seconds:8.2f} s  {PASSES[0]:6,} forward passes", flush=True)
     return episodes, seconds
 
 
@@ -154,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=64)
     parser.add_argument("--eval_batch_size", type=int, default=16,
                         help="rows per batch, for the original shape's static batches and our sub-batches alike")
+    parser.add_argument("--slots", type=int, default=None,
+                        help="rows ours and today decode together (default: --eval_batch_size)")
     parser.add_argument("--max_new_tokens", type=int, default=48)
     parser.add_argument("--max_steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscribing a shared box)")
@@ -181,11 +198,14 @@ def main(argv: list[str] | None = None) -> int:
               f"eval_batch_size: {args.eval_batch_size}  max_new_tokens: {args.max_new_tokens}  "
               f"threads: {args.threads}")
 
+        slots = args.slots or args.eval_batch_size
+
         def loaded_once(kv_cache_tokens: int | None, table: dict[str, str] | None = None):
-            planner = HFGenerator.from_pretrained(plan_path, batch_size=args.eval_batch_size,
-                                                  kv_cache_tokens=kv_cache_tokens)
-            grounder = (HFGenerator.from_pretrained(ground_path, batch_size=args.eval_batch_size,
-                                                    kv_cache_tokens=kv_cache_tokens) if args.grounder else planner)
+            planner = HFGenerator.from_pretrained(plan_path, batch_size=slots, kv_cache_tokens=kv_cache_tokens)
+            grounder = (HFGenerator.from_pretrained(ground_path, batch_size=slots, kv_cache_tokens=kv_cache_tokens)
+                        if args.grounder else planner)
+            for module in {id(planner): planner, id(grounder): grounder}.values():
+                count_passes(module.model)
             if table is not None:
                 planner, grounder = Recording(planner, table), Recording(grounder, table)
             return planner, grounder

@@ -11,6 +11,8 @@ conversation generated before, and only the rest is prefilled; the same greedy o
 conversation idle for two calls (a finished task) is evicted, and at most ``kv_cache_tokens`` tokens
 are kept (least recently used go first; an evicted conversation is prefilled in full again).
 ``None``: as many as 2 GiB hold; 0: off (``model.generate`` on whole prompts, as before).
+With the cache, a call is one decoding loop with continuous batching: ``batch_size`` slots, a row
+that stops hands its slot to the next waiting prompt at once (``greedy_generate``).
 
 Special tokens: ``add_special_tokens=True`` (default) prepends BOS as training did (tulu
 style); ``False`` tokenises the text exactly as given, as the original evaluation scripts did.
@@ -159,11 +161,13 @@ def _stopping_criteria_class():
 class HFGenerator(Generator):
     """Greedy batched generation with a loaded ``model`` and ``tokenizer`` (see ``from_pretrained``).
 
-    Prompts are sorted by length and cut into sub-batches of at most ``batch_size`` rows whose
-    prompts are padded by at most ``max_padding`` of the longest one (1.0: no limit).
+    Without the KV cache, prompts are sorted by length and cut into sub-batches of at most ``batch_size``
+    rows whose prompts are padded by at most ``max_padding`` of the longest one (1.0: no limit). With it,
+    ``batch_size`` is the number of rows decoded together (slots, refilled as rows stop).
     """
 
     thread_safe = False
+    refill_fraction = 0.0  # with the cache: a stopped row's slot is refilled at once (see greedy_generate)
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_special_tokens: bool = True,
                  max_padding: float = 0.2, kv_cache_tokens: int | None = None):
@@ -267,37 +271,29 @@ class HFGenerator(Generator):
         return batches
 
     def _generate_reusing(self, encoded: list[list[int]], stop: list[str], max_new_tokens: int) -> list[str]:
-        """``try_generate`` with the prefix cache: sub-batches by the number of tokens still to prefill.
+        """``try_generate`` with the prefix cache and continuous batching: one decoding loop over every
+        prompt of the call with ``batch_size`` slots; a row that stops hands its slot to the next prompt.
 
-        Prompts are looked up again before each sub-batch, so prompts sharing a header with one
-        generated earlier in the same call (the first round's instructions) reuse its keys and values.
+        Prompts enter longest-to-prefill first (so rows entering together have new turns of similar
+        lengths) and are looked up again when they enter, so prompts sharing a header with one generated
+        earlier in the same call (the first round's instructions) reuse its keys and values.
         """
         cache = self.kv_cache
         hashes = [block_hashes(ids) for ids in encoded]
-        results = [""] * len(encoded)
-        todo = list(range(len(encoded)))
+        to_prefill = [len(ids) - cache.lookup(ids, h)[1] for ids, h in zip(encoded, hashes)]
+        order = sorted(range(len(encoded)), key=lambda i: to_prefill[i], reverse=True)
         try:
-            while todo:
-                reused = [cache.lookup(encoded[i], hashes[i]) for i in todo]
-                # What is left to prefill is mostly a new turn, tens of tokens: padding a few of them
-                # costs less than another pass of decoding steps.
-                first = self._sub_batches([len(encoded[i]) - n for i, (_, n) in zip(todo, reused)], slack=64)[0]
-                rows = [todo[k] for k in first]
-                texts, stats = greedy_generate(self.model, self.tokenizer, [encoded[i] for i in rows],
-                                               [reused[k] for k in first], stop, max_new_tokens,
-                                               pad_token_id=self.pad_token_id,
-                                               eos_token_id=self.tokenizer.eos_token_id, store=cache)
-                for i, text in zip(rows, texts):
-                    results[i] = text
-                taken = set(rows)
-                todo = [i for i in todo if i not in taken]
-                self.usage.requests += len(rows)
-                self.usage.prompt_tokens += stats.prefilled + stats.reused
-                self.usage.cached_prompt_tokens += stats.reused
-                self.usage.completion_tokens += stats.generated
+            texts, stats = greedy_generate(self.model, self.tokenizer, encoded, stop, max_new_tokens,
+                                           slots=self.batch_size, pad_token_id=self.pad_token_id,
+                                           eos_token_id=self.tokenizer.eos_token_id, store=cache, hashes=hashes,
+                                           order=order, refill_fraction=self.refill_fraction)
         finally:
             cache.end_call()
-        return results
+        self.usage.requests += len(encoded)
+        self.usage.prompt_tokens += stats.prefilled + stats.reused
+        self.usage.cached_prompt_tokens += stats.reused
+        self.usage.completion_tokens += stats.generated
+        return texts
 
     def _generate_batch(self, sequences: list[list[int]], stop: list[str], max_new_tokens: int) -> list[str]:
         import torch

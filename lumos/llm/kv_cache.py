@@ -13,10 +13,12 @@ Memory is bounded: an entry that no prompt continued for ``max_idle_calls`` call
 task) is evicted, and past ``max_tokens`` cached tokens the least recently used entries go; an
 evicted conversation is prefilled again in full, with the same outputs.
 
-:func:`greedy_generate` is the decoding loop that reads and fills the cache: a batch whose rows
-have different cached lengths is laid out ``[pad, cached, pad, new]`` with an attention mask and
-explicit positions, greedy, each row stopping at its own stop string or EOS (as ``HFGenerator``
-does with ``model.generate``), finished rows dropped from the batch as they accumulate.
+:func:`greedy_generate` is the decoding loop that reads and fills the cache, with continuous
+batching: every prompt of a call goes through one loop of at most ``slots`` rows; a row that stops
+(its own stop string or EOS, as ``HFGenerator`` does with ``model.generate``) leaves the batch and
+the next waiting prompt takes its slot, so a call runs about (tokens generated) / ``slots`` decoding
+passes instead of, per static sub-batch, as many as its longest reply. Rows are laid out
+``[pad, cached, pad, new]`` with an attention mask and explicit positions; greedy.
 """
 
 from __future__ import annotations
@@ -222,114 +224,216 @@ def _layer_tensors(cache: Any) -> tuple[list[Any], list[Any]]:
     return [k for k, _ in cache], [v for _, v in cache]  # older transformers: a tuple per layer
 
 
-def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], reused: list[tuple[CacheEntry | None, int]],
-                    stop: list[str], max_new_tokens: int, *, pad_token_id: int, eos_token_id: int | None,
-                    store: PrefixCache | None) -> tuple[list[str], GreedyStats]:
-    """Greedy continuations of ``sequences``; row ``b`` reads ``reused[b][1]`` tokens' keys and values from
-    ``reused[b][0]`` and computes only the rest. With ``store``, each row's conversation is kept afterwards."""
+def _compact(keys: list[Any], values: list[Any], mask: Any) -> tuple[list[Any], list[Any], Any]:
+    """Each row's real columns right-aligned, columns every row masks dropped (positions are explicit,
+    so moving a column changes nothing): the memory of a batch stays that of its longest row."""
+    import torch
+
+    length = int(mask.sum(1).max())
+    columns = torch.sort(mask, dim=1, stable=True).indices[:, mask.shape[1] - length:]
+    heads, dim = keys[0].shape[1], keys[0].shape[3]
+    gather = columns[:, None, :, None].expand(-1, heads, -1, dim)
+    return [k.gather(2, gather) for k in keys], [v.gather(2, gather) for v in values], mask.gather(1, columns)
+
+
+def _merge(keys_a: list[Any], values_a: list[Any], mask_a: Any, position_a: Any, tokens_a: Any,
+           keys_b: list[Any], values_b: list[Any], mask_b: Any, position_b: Any, tokens_b: Any):
+    """Two batches' caches as one (the narrower left-padded with masked columns): cache, mask, positions, tokens."""
+    import torch
+
+    width = max(mask_a.shape[1], mask_b.shape[1])
+
+    def pad(tensor: Any, dim: int) -> Any:
+        missing = width - tensor.shape[dim]
+        if not missing:
+            return tensor
+        shape = list(tensor.shape)
+        shape[dim] = missing
+        return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)
+
+    keys = [torch.cat([pad(a, 2), pad(b, 2)]) for a, b in zip(keys_a, keys_b)]
+    values = [torch.cat([pad(a, 2), pad(b, 2)]) for a, b in zip(values_a, values_b)]
+    return (keys, values, torch.cat([pad(mask_a, 1), pad(mask_b, 1)]), torch.cat([position_a, position_b]),
+            torch.cat([tokens_a, tokens_b]))
+
+
+def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop: list[str], max_new_tokens: int, *,
+                    slots: int, pad_token_id: int, eos_token_id: int | None, store: PrefixCache | None,
+                    hashes: list[list[int]] | None = None, order: Sequence[int] | None = None,
+                    refill_fraction: float = 0.0, combine_tokens: int = 256) -> tuple[list[str], GreedyStats]:
+    """Greedy continuations of ``sequences`` with continuous batching over at most ``slots`` rows.
+
+    Prompts wait in ``order`` (default: input order). When a row stops (its stop string, EOS or
+    ``max_new_tokens``), it leaves the batch (with ``store``, its conversation is kept) and the next
+    waiting prompts take the free slots in the same forward pass that decodes the other rows: they are
+    looked up in ``store`` when they enter, so a prompt sharing a prefix with a row that finished before
+    reuses its keys and values. A call over N prompts runs about (tokens generated) / ``slots`` decoding
+    passes instead of the sum over static sub-batches of their longest reply.
+
+    Layout: the cache holds, per row, its real columns right-aligned after padding (``[pad, real]``);
+    a pass that admits rows appends ``W`` columns (``W`` the longest new suffix): the running rows feed
+    ``W - 1`` masked pads and their last token, the new rows their suffix after their cached prefix.
+    Positions are explicit, so padding never shifts a row. Rows are refilled once at least
+    ``refill_fraction`` of the slots are free (0: as soon as one is); finished rows that cannot be
+    replaced are frozen (fed masked pads) until they are a quarter of the batch, then dropped.
+    """
     import torch
 
     device = model.device
-    rows = len(sequences)
-    counts = [n for _, n in reused]
-    width_cached = max(counts)
-    suffixes = [ids[n:] for ids, n in zip(sequences, counts)]
-    width_new = max(len(s) for s in suffixes)
-    stats = GreedyStats(prefilled=sum(len(s) for s in suffixes), reused=sum(counts))
-
-    keys = values = None
-    if width_cached:
-        template = next(entry for entry, n in reused if n)
-        keys, values = [], []
-        for layer in range(len(template.keys)):
-            k0 = template.keys[layer]
-            heads, dim = k0.shape[0], k0.shape[2]
-            k = torch.zeros(rows, heads, width_cached, dim, dtype=k0.dtype, device=k0.device)
-            v = torch.zeros_like(k)
-            for b, (entry, n) in enumerate(reused):
-                if n:
-                    k[b, :, width_cached - n:] = entry.keys[layer][:, :n]
-                    v[b, :, width_cached - n:] = entry.values[layer][:, :n]
-            keys.append(k)
-            values.append(v)
-    cache = _new_cache(keys, values, reserve=width_new + max_new_tokens)
-    mask = torch.zeros(rows, width_cached + width_new, dtype=torch.long)
-    input_ids = torch.full((rows, width_new), pad_token_id, dtype=torch.long)
-    for b, (n, suffix) in enumerate(zip(counts, suffixes)):
-        mask[b, width_cached - n:width_cached] = 1
-        mask[b, width_cached + width_new - len(suffix):] = 1
-        input_ids[b, width_new - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    mask, input_ids, positions = mask.to(device), input_ids.to(device), positions.to(device)
+    count = len(sequences)
+    waiting = list(range(count) if order is None else order)
     keyword = _cache_keyword(model)
-
     stop = [s for s in stop if s]
     window = 4 * max((len(s) for s in stop), default=1) + 4
-    generated: list[list[int]] = [[] for _ in range(rows)]
-    done = [False] * rows
-    live = list(range(rows))  # batch row -> input row
-    kept: list[tuple[int, list[int], list[Any], list[Any]]] = []  # (row, ids, keys, values)
+    generated: list[list[int]] = [[] for _ in range(count)]
+    done = [False] * count
+    reused: list[tuple[CacheEntry | None, int]] = [(None, 0)] * count
+    stats = GreedyStats()
+    threshold = max(1, int(slots * refill_fraction + 0.999999))
+    if max_new_tokens < 1 or not count:
+        return [""] * count, stats
 
-    def keep(batch_rows: list[int], layer_keys: list[Any], layer_values: list[Any], length: int) -> None:
-        """Copy out the real (unpadded) columns of finished rows: cached, new, then fed reply tokens."""
+    live: list[int] = []  # batch row -> input row
+    cache = mask = position = tokens = None
+
+    def layers() -> tuple[list[Any], list[Any]]:
+        return _layer_tensors(cache) if cache is not None else ([], [])
+
+    def keep(batch_rows: list[int], layer_keys: list[Any], layer_values: list[Any]) -> None:
+        """Store finished rows' conversations: their real columns (prompt + reply tokens that were fed)."""
         if store is None:
             return
-        for position in batch_rows:
-            row = live[position]
-            n, s = counts[row], len(suffixes[row])
-            fed = len(generated[row]) - 1  # the last generated token was never fed
-            columns = (list(range(width_cached - n, width_cached)) + list(range(width_cached + width_new - s,
-                                                                               width_cached + width_new))
-                       + list(range(width_cached + width_new, min(length, width_cached + width_new + fed))))
-            index = torch.tensor(columns, device=device)
-            kept.append((row, sequences[row] + generated[row][:len(columns) - n - s],
-                         [k[position].index_select(1, index) for k in layer_keys],
-                         [v[position].index_select(1, index) for v in layer_values]))
+        for b in batch_rows:
+            row = live[b]
+            index = mask[b].nonzero().squeeze(1)
+            fed = int(index.numel()) - len(sequences[row])
+            entry, n = reused[row]
+            store.store(sequences[row] + generated[row][:fed], [k[b].index_select(1, index) for k in layer_keys],
+                        [v[b].index_select(1, index) for v in layer_values], len(sequences[row]),
+                        replaces=entry if n else None)
+
+    def record(batch_rows: Sequence[int]) -> None:
+        """Append each batch row's new token (``tokens``) to its reply; mark rows that stop."""
+        values = tokens.tolist()
+        for b in batch_rows:
+            row = live[b]
+            if done[row]:
+                continue
+            token = values[b]
+            generated[row].append(token)
+            if (eos_token_id is not None and token == eos_token_id) or len(generated[row]) >= max_new_tokens:
+                done[row] = True
+            elif stop:
+                text = tokenizer.decode(generated[row][-window:], skip_special_tokens=True)
+                done[row] = any(s in text for s in stop)
+
+    def prefill(admit, counts, suffixes, layer_keys, layer_values, mask, position, tokens, run=True):
+        """The cache, mask, inputs and positions of a pass admitting ``admit``: the running rows (``mask``
+        not None) right-aligned, each feeding its last token after masked pads, the new rows their
+        suffix after their cached prefix. ``run``: do the pass (new rows only) and return
+        ``(keys, values, mask, last positions, first tokens)`` instead."""
+        running = 0 if mask is None else mask.shape[0]
+        if running:
+            layer_keys, layer_values, old_mask = _compact(layer_keys, layer_values, mask)
+        length = old_mask.shape[1] if running else 0
+        width_cached = max([length] + counts)
+        width_new = max(len(s) for s in suffixes)
+        rows = running + len(admit)
+        template = next((entry for entry, n in (reused[row] for row in admit) if n), None)
+        keys = values = None
+        if running or template is not None:
+            keys, values = [], []
+            for layer in range(len(layer_keys) if running else len(template.keys)):
+                r = layer_keys[layer] if running else template.keys[layer][None]
+                heads, dim = r.shape[1], r.shape[3]
+                k = torch.zeros(rows, heads, width_cached, dim, dtype=r.dtype, device=r.device)
+                v = torch.zeros_like(k)
+                if running:
+                    k[:running, :, width_cached - length:] = layer_keys[layer]
+                    v[:running, :, width_cached - length:] = layer_values[layer]
+                for b, row in enumerate(admit, start=running):
+                    entry, n = reused[row]
+                    if n:
+                        k[b, :, width_cached - n:] = entry.keys[layer][:, :n]
+                        v[b, :, width_cached - n:] = entry.values[layer][:, :n]
+                keys.append(k)
+                values.append(v)
+        new_cache = _new_cache(keys, values, reserve=width_new + max_new_tokens)
+        new_mask = torch.zeros(rows, width_cached + width_new, dtype=torch.long, device=device)
+        input_ids = torch.full((rows, width_new), pad_token_id, dtype=torch.long, device=device)
+        positions = torch.zeros(rows, width_new, dtype=torch.long, device=device)
+        if running:
+            new_mask[:running, width_cached - length:width_cached] = old_mask
+            new_mask[:running, -1] = 1
+            input_ids[:running, -1] = tokens
+            positions[:running, -1] = position[:, 0] + 1
+        for b, (n, suffix) in enumerate(zip(counts, suffixes), start=running):
+            new_mask[b, width_cached - n:width_cached] = 1
+            new_mask[b, width_cached + width_new - len(suffix):] = 1
+            input_ids[b, width_new - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
+            positions[b, width_new - len(suffix):] = torch.arange(n, n + len(suffix))
+        if not run:
+            return new_cache, new_mask, input_ids, positions
+        output = model(input_ids=input_ids, attention_mask=new_mask, position_ids=positions, use_cache=True,
+                       logits_to_keep=1, **{keyword: new_cache})
+        new_keys, new_values = _layer_tensors(new_cache)
+        return new_keys, new_values, new_mask, positions[:, -1:], output.logits[:, -1, :].argmax(-1)
 
     with torch.inference_mode():
-        output = model(input_ids=input_ids, attention_mask=mask, position_ids=positions[:, width_cached:],
-                       use_cache=True, logits_to_keep=1, **{keyword: cache})
-        position = positions[:, -1:]
-        for step in range(max_new_tokens):
-            tokens = output.logits[:, -1, :].argmax(-1)
-            tokens_list = tokens.tolist()
-            for b, row in enumerate(live):
-                if done[row]:
-                    continue
-                generated[row].append(tokens_list[b])
-                if eos_token_id is not None and tokens_list[b] == eos_token_id:
-                    done[row] = True
-                elif stop:
-                    text = tokenizer.decode(generated[row][-window:], skip_special_tokens=True)
-                    done[row] = any(s in text for s in stop)
+        while True:
             finished = [b for b, row in enumerate(live) if done[row]]
-            if step == max_new_tokens - 1 or len(finished) == len(live):
+            free = slots - len(live) + len(finished)
+            admit: list[int] = []
+            if waiting and free and (free >= threshold or len(finished) == len(live)):
+                admit, waiting = waiting[:free], waiting[free:]
+            if not admit and live and len(finished) == len(live):
                 break
-            if finished and len(finished) * 4 >= len(live):  # drop finished rows once they are a quarter
-                layer_keys, layer_values = _layer_tensors(cache)
-                keep(finished, layer_keys, layer_values, mask.shape[1])
-                stay = [b for b in range(len(live)) if not done[live[b]]]
-                index = torch.tensor(stay, device=device)
-                cache = _new_cache([k.index_select(0, index) for k in layer_keys],
-                                   [v.index_select(0, index) for v in layer_values], reserve=max_new_tokens - step)
-                live = [live[b] for b in stay]
-                mask, position, tokens = mask[index], position[index], tokens[index]
-            feed = tokens.clone()
-            column = torch.ones(len(live), 1, dtype=mask.dtype, device=device)
-            for b, row in enumerate(live):
-                if done[row]:
-                    feed[b] = pad_token_id
-                    column[b] = 0
-            mask = torch.cat([mask, column], dim=1)
-            position = position + 1
-            output = model(input_ids=feed[:, None], attention_mask=mask, position_ids=position, use_cache=True,
+            layer_keys, layer_values = layers()
+            if finished and (admit or len(finished) * 4 >= len(live)):
+                keep(finished, layer_keys, layer_values)
+                stay = torch.tensor([b for b in range(len(live)) if not done[live[b]]], dtype=torch.long, device=device)
+                live = [row for row in live if not done[row]]
+                mask, position, tokens = mask[stay], position[stay], tokens[stay]
+                layer_keys = [k.index_select(0, stay) for k in layer_keys]
+                layer_values = [v.index_select(0, stay) for v in layer_values]
+                if not admit:
+                    cache = _new_cache(layer_keys, layer_values, reserve=max_new_tokens)
+            if admit:
+                for row in admit:
+                    reused[row] = store.lookup(sequences[row], hashes[row] if hashes else None) if store else (None, 0)
+                counts = [reused[row][1] for row in admit]
+                suffixes = [sequences[row][n:] for row, n in zip(admit, counts)]
+                stats.prefilled += sum(len(s) for s in suffixes)
+                stats.reused += sum(counts)
+                width_new = max(len(s) for s in suffixes)
+                if live and len(live) * (width_new - 1) > combine_tokens:
+                    # A long new turn: prefilled in a pass of its own rows, then merged (no padding for the others).
+                    keys, values, mask, position, tokens = _merge(
+                        *_compact(layer_keys, layer_values, mask), position, tokens,
+                        *prefill(admit, counts, suffixes, [], [], None, None, None))
+                    cache = _new_cache(keys, values, reserve=max_new_tokens)
+                    live = live + admit
+                    record(range(len(live) - len(admit), len(live)))
+                    continue
+                cache, mask, input_ids, positions = prefill(admit, counts, suffixes, layer_keys, layer_values, mask,
+                                                            position, tokens, run=False)
+                live = live + admit
+                position = positions[:, -1:]
+            else:
+                feed = tokens.clone()
+                column = torch.ones(len(live), 1, dtype=mask.dtype, device=device)
+                for b, row in enumerate(live):
+                    if done[row]:
+                        feed[b] = pad_token_id
+                        column[b] = 0
+                input_ids, mask, position = feed[:, None], torch.cat([mask, column], dim=1), position + 1
+                positions = position
+            output = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
                            logits_to_keep=1, **{keyword: cache})
-        if store is not None:
-            layer_keys, layer_values = _layer_tensors(cache)
-            keep(list(range(len(live))), layer_keys, layer_values, layer_keys[0].shape[2])
-    for row, ids, layer_keys, layer_values in kept:
-        entry, n = reused[row]
-        store.store(ids, layer_keys, layer_values, len(sequences[row]), replaces=entry if n else None)
+            tokens = output.logits[:, -1, :].argmax(-1)
+            record(range(len(live)))
+        layer_keys, layer_values = layers()
+        keep(list(range(len(live))), layer_keys, layer_values)
     texts = [truncate_at_stop(tokenizer.decode(row, skip_special_tokens=True), stop) for row in generated]
     stats.generated = sum(sum(1 for t in row if t != pad_token_id) for row in generated)
     return texts, stats

@@ -141,3 +141,51 @@ def test_sliding_window_models_are_not_cached():
     assert supports_prefix_cache(LlamaForCausalLM(LlamaConfig(**small)))
     assert not supports_prefix_cache(MistralForCausalLM(MistralConfig(**small, sliding_window=64)))
     assert supports_prefix_cache(MistralForCausalLM(MistralConfig(**small, sliding_window=None)))
+
+
+def test_a_stopped_row_hands_its_slot_to_the_next_prompt(tiny_model):
+    """Continuous batching: with 3 slots, 10 prompts whose replies stop at different lengths run in fewer
+    forward passes than static batches of 3 (each running until its longest row stops), never more than 3
+    rows a pass, with the same greedy outputs; a prompt entering later reuses the header of one that finished."""
+    model, tokenizer = tiny_model
+    header = "<|user|>\nPlease answer briefly; the quick brown fox jumps over the lazy dog.\n"
+    prompts = [f"{header}Task {i}: fox number {i * 7} jumps over {i} lazy dogs\n<|assistant|>\n" for i in range(10)]
+    rows_per_pass: list[int] = []
+    hook = model.register_forward_pre_hook(lambda _m, _a, kwargs: rows_per_pass.append(kwargs["input_ids"].shape[0]),
+                                           with_kwargs=True)
+    try:
+        expected = HFGenerator(model, tokenizer, batch_size=1, kv_cache_tokens=0).generate(
+            prompts, stop=["e"], max_new_tokens=24)
+        rows_per_pass.clear()
+        static = HFGenerator(model, tokenizer, batch_size=3, max_padding=1.0, kv_cache_tokens=0)
+        assert static.generate(prompts, stop=["e"], max_new_tokens=24) == expected
+        static_passes = len(rows_per_pass)
+        rows_per_pass.clear()
+        continuous = HFGenerator(model, tokenizer, batch_size=3)
+        assert continuous.generate(prompts, stop=["e"], max_new_tokens=24) == expected
+    finally:
+        hook.remove()
+    lengths = sorted(len(text) for text in expected)
+    assert lengths[0] < lengths[-1] / 2, "replies should stop at different lengths"
+    assert max(rows_per_pass) <= 3
+    assert len(rows_per_pass) < static_passes, (len(rows_per_pass), static_passes)
+    assert continuous.usage.cached_prompt_tokens >= 7 * BLOCK  # later prompts reused the shared header
+    assert continuous.usage.prompt_tokens == static.usage.prompt_tokens
+
+
+def test_greedy_generate_refills_slots_within_one_call(tiny_model):
+    """The decoding loop alone, without a cache: rows enter as others stop; outputs as one at a time."""
+    from lumos.llm.kv_cache import greedy_generate
+
+    model, tokenizer = tiny_model
+    prompts = [f"<|user|>\nTask {i}: the quick brown fox number {i * 7} jumps over {i} lazy dogs\n<|assistant|>\n"
+               for i in range(8)]
+    expected = HFGenerator(model, tokenizer, batch_size=1, kv_cache_tokens=0).generate(prompts, stop=["e"],
+                                                                                      max_new_tokens=16)
+    encoded = [tokenizer(p)["input_ids"] for p in prompts]
+    for slots, combine_tokens in ((2, 256), (2, 0), (8, 256)):
+        texts, stats = greedy_generate(model, tokenizer, encoded, ["e"], 16, slots=slots,
+                                       pad_token_id=tokenizer.pad_token_id or 0, eos_token_id=tokenizer.eos_token_id,
+                                       store=None, order=list(reversed(range(8))), combine_tokens=combine_tokens)
+        assert texts == expected, (slots, combine_tokens)
+        assert stats.prefilled == sum(len(ids) for ids in encoded) and stats.reused == 0

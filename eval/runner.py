@@ -103,6 +103,9 @@ class Benchmark:
     # A benchmark protocol that is not the shared loop in any prompt style (Mind2Web's step-level one):
     # (examples, config, modules) -> episodes, run instead of the Agent for lumos formulations.
     loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
+    # How ``--oracle`` executes the given actions in a benchmark whose protocol is its own (Mind2Web's gold
+    # groundings, each on its step's pool): (examples, config, modules) -> episodes; the gold plan otherwise.
+    oracle_loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
     # The benchmark's own flags (a parser made with add_help=False): listed by --help, values in config.extra.
     flags: Callable[[], argparse.ArgumentParser] | None = None
     # Run-wide resources (a database server): started before the first episode, (config) -> what stops them.
@@ -507,6 +510,8 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
     from lumos.episode import Episode, Step
     from lumos.format import FormatError, parse_plan
 
+    if config.oracle is not None and benchmark.oracle_loop is not None:
+        return benchmark.oracle_loop(examples, config, modules)
     if config.oracle is not None:
         episodes = []
         for example in examples:

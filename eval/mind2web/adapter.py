@@ -1,4 +1,4 @@
-"""Mind2Web's ``gold`` formulation: each step grounded with its gold action, as a ceiling.
+"""Mind2Web's gold oracle (``--oracle gold``): each step grounded with its gold action, as a ceiling.
 
 The grounding is executed and scored as the step-level protocol does
 (:mod:`eval.mind2web.protocol`): on the ranker's top-k pool, the element chosen by the ranker for

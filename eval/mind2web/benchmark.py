@@ -10,10 +10,29 @@
 Scores: per task, the mean element accuracy, operation F1 and step success over its steps, and
 task success (every step succeeded); per split, MindAct's aggregates
 (:func:`eval.mind2web.metrics.aggregate`); under ``--scoring original`` the original's figure too.
+
+    python -m eval.mind2web.run_eval --data_dir data/eval/mind2web/ --max_num_examples 10 \\
+        --save_dir results/mind2web --model_name_or_path MODEL_DIR --eval_batch_size 16 --formulation lumos_iterative
+    python -m eval.mind2web.run_eval --data_dir ../shared/data/mind2web/mind2web_train_n100_actionlevel.skillgen.json \\
+        --save_dir results/m2w_steps --planner URL --grounder URL
+    python -m eval.mind2web.run_eval --data_dir data/eval/mind2web/ --save_dir results/m2w_gold --oracle gold
+
+The runner's flags (``eval/runner.py``) apply, and Mind2Web's own (:func:`flags`, in ``--help``).
+``--data_dir`` is a folder of split folders, a task-list file or a step-level file
+(``eval/mind2web/data.py``); another shape is refused with one line naming these.
+``--max_num_examples`` counts tasks per split. metrics.json holds the macro scores over all tasks
+and MindAct's aggregates per split (``splits``).
+
+``--oracle gold`` grounds each step with the gold action (Query = the gold element's text,
+:mod:`eval.mind2web.adapter`): the ceiling the candidate pool (top ``--top_k`` of the ranker) and
+the ranker leave. ``--ranker_model`` takes a sentence-transformers cross-encoder (e.g.
+osunlp/MindAct_CandidateGeneration_deberta-v3-base); BM25 otherwise.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -21,10 +40,12 @@ from typing import Any, Sequence
 from eval.mind2web.data import SPLITS, Task, load_tasks
 from eval.mind2web.metrics import StepScore, aggregate, score_step
 from eval.mind2web.protocol import StepLevelProtocol, candidate_pool
-from eval.runner import Benchmark, EvalConfig, Example
-from lumos.tools.web import Ranker, WebActionError, WebActionResult, WebPage, web_toolbox
+from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example
+from lumos.tools.web import (RANKER_KINDS, Ranker, WebActionError, WebActionResult, WebPage, make_ranker,
+                             web_toolbox)
 
 PROTOCOLS = ("step_level", "free_running")
+DEFAULT_MAX_STEPS = 40  # subgoals (free_running); the trace's end normally ends an episode first
 
 
 @dataclass
@@ -129,7 +150,8 @@ def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS, p
         for task in load_tasks(path, splits, per_split):
             example_id = f"{task.split}/{task.id}"
             tasks[example_id] = task
-            examples.append(Example(id=example_id, question=task.task, answer=gold_answer(task)))
+            answer = gold_answer(task)  # the gold trace: what --oracle gold executes, step by step
+            examples.append(Example(id=example_id, question=task.task, answer=answer, plan=json.dumps(answer)))
         return examples
 
     def step_level(examples: list[Example], config: EvalConfig, modules) -> list:
@@ -146,12 +168,31 @@ def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS, p
                 run.episode.original = {"sentences": run.sentences}
         return [run.episode for run in runs]
 
+    def gold_loop(examples: list[Example], config: EvalConfig, modules) -> list:
+        """``--oracle gold``: every step grounded with its gold action on the ranker's pool."""
+        from eval.mind2web.adapter import gold_grounding, score_grounding
+        from lumos.episode import Episode
+
+        episodes = []
+        for example in examples:
+            task = tasks[example.id]
+            records = []
+            for index, step in enumerate(task.steps):
+                pool = candidate_pool(task, step, ranker, top_k)
+                records.append({"step": index,
+                                **score_grounding(gold_grounding(step, index + 1), task, step, pool, ranker)})
+            step_records[example.id] = records
+            episode = Episode(id=example.id, task=example.question, formulation="oracle")
+            episode.end("finished")
+            episodes.append(episode)
+        return episodes
+
     def task_toolbox(example: Example, config: EvalConfig):
         return web_toolbox(TraceEnvironment(tasks[example.id], ranker, top_k), ranker)
 
     def score_episode(episode, example: Example, toolbox) -> dict[str, Any]:
         task = tasks[example.id]
-        if protocol == "step_level":
+        if protocol == "step_level" or example.id in step_records:  # (--oracle gold: whatever the protocol)
             records = step_records.pop(example.id, [])
             judged = {record["step"] for record in records}
             for index in range(len(task.steps)):  # steps never judged (a failed episode) are misses
@@ -179,4 +220,57 @@ def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS, p
     return Benchmark(name="mind2web", domain="web_agent", data_file="", load=load,
                      score=lambda prediction, gold: {}, task_toolbox=task_toolbox if free else None,
                      score_episode=score_and_keep, summarise=split_metrics,
-                     loop=None if free else step_level, score_original=None if free else score_original)
+                     loop=None if free else step_level, score_original=None if free else score_original,
+                     oracle_loop=gold_loop, flags=flags, configure=configure)
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def flags() -> argparse.ArgumentParser:
+    """Mind2Web's own flags (in ``config.extra``; ``--max_num_examples`` counts tasks per split)."""
+    parser = argparse.ArgumentParser(prog="python -m eval.mind2web.run_eval", add_help=False)
+    group = parser.add_argument_group("Mind2Web")
+    group.add_argument("--max_num_examples", type=_at_least_one, default=None, help="tasks per split")
+    group.add_argument("--max_steps", type=int, default=DEFAULT_MAX_STEPS,
+                       help="subgoals per episode under --protocol free_running (the trace's end normally "
+                            "ends an episode first)")
+    group.add_argument("--splits", nargs="+", default=list(SPLITS), choices=SPLITS,
+                       help="the official splits to read from a folder of split folders")
+    group.add_argument("--top_k", type=_at_least_one, default=50,
+                       help="candidate pool: the ranker's top k of all candidates")
+    group.add_argument("--ranker_model", type=str, default=None,
+                       help="sentence-transformers model (e.g. osunlp/MindAct_CandidateGeneration_deberta-v3-base); "
+                            "None: BM25")
+    group.add_argument("--ranker_kind", type=str, default="cross_encoder", choices=RANKER_KINDS)
+    group.add_argument("--protocol", type=str, default="step_level", choices=PROTOCOLS,
+                       help="step_level: MindAct's (gold history, each step on its own candidates); "
+                            "free_running: the agent loop over the task's trace")
+    group.add_argument("--phrase_seed", type=int, default=0,
+                       help="seed of the original's random verbs in gold-step sentences (--prompt_style original)")
+    return parser
+
+
+def configure(config: EvalConfig) -> Benchmark:
+    """The benchmark for these flags: its ranker, pool size, splits, per-split cap and protocol."""
+    extra = config.extra
+    extra["max_num_examples"] = config.max_num_examples  # (the per-split cap, not in the run's settings)
+    per_split = config.max_num_examples
+    if config.oracle is not None:
+        config.max_num_examples = None  # the gold run caps each split only, never the run as a whole
+    if config.oracle is not None and config.oracle != GOLD_ORACLE:
+        raise EvalSetupError(f"--oracle {config.oracle}: Mind2Web executes its own gold actions: give --oracle "
+                             f"{GOLD_ORACLE}")
+    if config.oracle is None and config.scoring == "original" and (
+            config.prompt_style != "original" or extra["protocol"] != "step_level"):
+        raise EvalSetupError("--scoring original counts what the released evaluation executed: it needs "
+                             "--prompt_style original and --protocol step_level")
+    return make_benchmark(make_ranker(extra["ranker_model"], extra["ranker_kind"]), extra["top_k"], extra["splits"],
+                          per_split, extra["protocol"], extra["phrase_seed"])
+
+
+BENCHMARK = make_benchmark(None, 50)  # its parts depend on its flags: ``configure`` builds the one that runs

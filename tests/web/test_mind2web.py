@@ -149,17 +149,27 @@ def test_gold_grounding_is_in_the_released_format(step_tasks):
     assert score_grounding(text, step_tasks[0], step, WebPage(list(step.candidates)), BM25Ranker())["op_f1"] == 1.0
 
 
-def test_run_eval_gold_formulation_writes_metrics_and_resumes(tmp_path):
-    from eval.mind2web.run_eval import main
+def test_oracle_gold_writes_metrics_and_resumes(tmp_path):
+    """``--oracle gold`` through the shared runner: every step grounded with its gold action, per split."""
+    from eval.mind2web.benchmark import BENCHMARK
+    from eval.runner import EvalSetupError, run
 
-    test_official_format_split_and_task_success(tmp_path)  # writes tmp_path/test_domain/part_0.json
-    argv = ["--data_dir", str(tmp_path), "--save_dir", str(tmp_path / "out"), "--formulation", "gold",
+    data = tmp_path / "data"  # (a save_dir outside the data folder: the folder's files are its fingerprint)
+    data.mkdir()
+    test_official_format_split_and_task_success(data)  # writes data/test_domain/part_0.json
+    argv = ["--data_dir", str(data), "--save_dir", str(tmp_path / "out"), "--oracle", "gold",
             "--top_k", "1"]
-    first = main(argv)
-    assert first["test_domain"]["num_steps"] == 2 and set(first) == {"test_domain"}
-    assert main(argv) == first
-    assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == 2
-    with pytest.raises(SystemExit):  # other settings: refused, nothing written
-        main([*argv[:-1], "2"])
-    assert len((tmp_path / "out" / "predictions.jsonl").read_text().splitlines()) == 2
-    assert main([*argv[:-1], "2", "--overwrite"])["test_domain"]["num_steps"] == 2
+    first = run(BENCHMARK, argv)
+    assert first["splits"]["test_domain"]["num_steps"] == 2 and set(first["splits"]) == {"test_domain"}
+    assert first["formulation"] == "oracle" and first["status"] == {"finished": first["num_examples"]}
+    predictions = tmp_path / "out" / "predictions.jsonl"
+    records = [json.loads(line) for line in predictions.read_text().splitlines()]
+    assert sum(len(r["step_scores"]) for r in records) == 2 and len(records) == first["num_examples"]
+    again = run(BENCHMARK, argv)
+    assert {k: v for k, v in again.items() if k != "seconds_this_run"} == \
+        {k: v for k, v in first.items() if k != "seconds_this_run"}
+    assert len(predictions.read_text().splitlines()) == len(records)
+    with pytest.raises(EvalSetupError):  # other settings: refused, nothing written
+        run(BENCHMARK, [*argv[:-1], "2"])
+    assert len(predictions.read_text().splitlines()) == len(records)
+    assert run(BENCHMARK, [*argv[:-1], "2", "--overwrite"])["splits"]["test_domain"]["num_steps"] == 2

@@ -16,7 +16,12 @@ import pytest
 from eval.mind2web.adapter import candidate_pool, gold_grounding, score_grounding
 from eval.mind2web.data import load_step_instances, task_from_instance
 from eval.mind2web.protocol import step_sentence
-from eval.mind2web.run_eval import main
+from eval.mind2web.benchmark import BENCHMARK
+from eval.runner import run
+
+
+def main(argv):
+    return run(BENCHMARK, argv)
 from lumos.convert.rules_web import parse_action_repr, web_plan
 from lumos.tools.web import BM25Ranker, render_web_action
 

@@ -197,12 +197,13 @@ def test_undefined_page_variable_is_recorded_not_a_crash(reference, shared_data)
 
 def test_original_mode_through_the_cli(reference, tmp_path):
     """``--prompt_style original --scoring original`` end to end: every step judged, the original's figure."""
-    from eval.mind2web.run_eval import main
+    from eval.mind2web.benchmark import BENCHMARK
+    from eval.runner import run
 
     folder, _ = reference
     (tmp_path / "plan.json").write_text(json.dumps({"rules": [], "default": "Subgoal 1: Click the button."}))
     (tmp_path / "ground.json").write_text(json.dumps({"rules": [], "default": "R1 = CLICK(Env, QUERY: Click it)"}))
-    metrics = main(["--data_dir", str(folder / "input"), "--save_dir", str(tmp_path / "out"), "--planner",
+    metrics = run(BENCHMARK, ["--data_dir", str(folder / "input"), "--save_dir", str(tmp_path / "out"), "--planner",
                     f"scripted:{tmp_path / 'plan.json'}", "--grounder", f"scripted:{tmp_path / 'ground.json'}",
                     "--prompt_style", "original", "--scoring", "original", "--ranker_kind", "bm25"])
     assert metrics["scoring"] == "original" and metrics["num_examples"] == 12

@@ -104,7 +104,9 @@ class Benchmark:
     # (examples, config, modules) -> episodes, run instead of the Agent for lumos formulations.
     loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
     # How ``--oracle`` executes the given actions in a benchmark whose protocol is its own (Mind2Web's gold
-    # groundings, each on its step's pool): (examples, config, modules) -> episodes; the gold plan otherwise.
+    # groundings, each on its step's pool; WebShop's recorded actions, read from the --oracle file by its
+    # ``configure``): (examples, config, modules) -> episodes, the examples being the benchmark's data.
+    # Without it, ``--oracle`` executes gold plans (the data's, or a file of converted annotations).
     oracle_loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
     # The benchmark's own flags (a parser made with add_help=False): listed by --help, values in config.extra.
     flags: Callable[[], argparse.ArgumentParser] | None = None
@@ -195,7 +197,8 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
         help="'original' reproduces the released evaluation prompts (published numbers)")
     add("--oracle", default=None, help="converted annotations (JSONL, docs/FORMAT.md §1): execute their gold "
                                        f"actions; '{GOLD_ORACLE}': the gold actions the benchmark data carries "
-                                       "(InterCode-SQL)")
+                                       "(InterCode-SQL, Mind2Web); WebShop: a JSONL file of recorded actions "
+                                       "per goal_index")
     add("--max_steps", type=int, default=10, help="subgoals per episode")
     add("--max_new_tokens", type=int, default=None,
         help="new tokens per module call (default 256; 512 under --prompt_style original)")
@@ -272,7 +275,10 @@ def data_path(config: EvalConfig, benchmark: Benchmark) -> Path:
 
 def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
     """The examples to evaluate; a missing or unreadable file is an :class:`EvalSetupError` naming it."""
-    if config.oracle == GOLD_ORACLE:
+    if config.oracle is not None and benchmark.oracle_loop is not None:
+        path = data_path(config, benchmark)  # the benchmark's own oracle reads what --oracle names
+        examples = _load_benchmark(config, benchmark, path)
+    elif config.oracle == GOLD_ORACLE:
         path = data_path(config, benchmark)
         examples = _load_benchmark(config, benchmark, path)
         if any(example.plan is None for example in examples):
@@ -619,7 +625,8 @@ def run_settings(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
         values[name] = _model_setting(values[name])
     values["corpus"] = str(Path(config.corpus).resolve()) if config.corpus else None
     gold = config.oracle == GOLD_ORACLE
-    values["data"] = None if config.oracle and not gold else fingerprint(data_path(config, benchmark))
+    own_oracle = benchmark.oracle_loop is not None  # (its examples are the benchmark's data)
+    values["data"] = None if config.oracle and not gold and not own_oracle else fingerprint(data_path(config, benchmark))
     values["oracle"] = config.oracle if gold else fingerprint(config.oracle) if config.oracle else None
     for name, value in sorted(config.extra.items()):
         if name not in _NOT_SETTINGS_EXTRA:

@@ -140,25 +140,25 @@ def test_webshop_files_of_the_wrong_shape(work):
 
 
 def test_webshop_replay_inputs(work):
-    done = run([sys.executable, "-m", "eval.webshop.run_eval", "--formulation", "replay", "--actions_file",
-                "actions.jsonl", "--save_dir", "out"], work)
+    done = run([sys.executable, "-m", "eval.webshop.run_eval", "--oracle", "actions.jsonl",
+                "--save_dir", "out"], work)
     assert_one_line_error(done, "actions.jsonl")
     (work / "actions.jsonl").write_text(json.dumps({"goal": 0}) + "\n")
-    done = run([sys.executable, "-m", "eval.webshop.run_eval", "--formulation", "replay", "--actions_file",
-                "actions.jsonl", "--save_dir", "out"], work)
+    done = run([sys.executable, "-m", "eval.webshop.run_eval", "--oracle", "actions.jsonl",
+                "--save_dir", "out"], work)
     assert_one_line_error(done, "actions.jsonl:1", "'goal_index'")
     assert not (work / "out").exists()
 
 
 def test_webshop_replay_resume_is_keyed_by_settings(work):
-    replay = [sys.executable, "-m", "eval.webshop.run_eval", "--formulation", "replay", "--save_dir", "out",
-              "--max_num_examples", "2", "--actions_file"]
+    replay = [sys.executable, "-m", "eval.webshop.run_eval", "--save_dir", "out", "--max_num_examples", "2",
+              "--oracle"]
     (work / "a.jsonl").write_text(json.dumps({"goal_index": 0, "actions": ["search[red]"]}) + "\n")
     (work / "b.jsonl").write_text(json.dumps({"goal_index": 0, "actions": ["search[blue]"]}) + "\n")
     assert run([*replay, "a.jsonl"], work).returncode == 0
     before = (work / "out" / "predictions.jsonl").read_text()
     assert run([*replay, "a.jsonl"], work).returncode == 0  # the same settings resume
-    assert_one_line_error(run([*replay, "b.jsonl"], work), "other settings: actions_file was", "--overwrite")
+    assert_one_line_error(run([*replay, "b.jsonl"], work), "other settings: oracle was", "--overwrite")
     assert (work / "out" / "predictions.jsonl").read_text() == before
     assert run([*replay, "b.jsonl", "--overwrite"], work).returncode == 0
 

@@ -20,6 +20,16 @@ episode ended any other way scores 0, and every goal counts in the averages.
 ``--prompt_style original`` runs the released evaluation instead (:mod:`eval.webshop.original`:
 the unified checkpoints, its prompts, its four actions, its 10 rounds); ``--scoring original``
 divides the summed reward by the goals that ended (bought or failed) as it did, not by all goals.
+
+    python -m eval.webshop.run_eval --data_dir data/eval/webshop/ --max_num_examples 500 \\
+        --save_dir results/webshop --model_name_or_path MODEL_DIR --eval_batch_size 8 --formulation lumos_iterative
+    python -m eval.webshop.run_eval --save_dir results/webshop_replay --oracle A.jsonl
+
+Without ``--data_dir`` the shipped sample catalogue is used. ``--oracle A.jsonl`` runs recorded
+actions (JSONL lines ``{"goal_index": i, "actions": ["search[...]", "click[...]", ...]}``) through
+each goal's session, at most ``--max_steps`` of them: the offline check of the environment and the
+scoring; a goal without a line, or whose actions end before a purchase, scores 0. The rewards are
+averaged by the runner with every other run's (all goals count).
 """
 
 from __future__ import annotations
@@ -31,11 +41,12 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from eval.runner import Benchmark, EvalConfig, EvalSetupError, Example
+from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example
 from eval.webshop.adapter import DEFAULT_MAX_STEPS
 from eval.webshop.adapter import Episode as ShopEpisode
-from eval.webshop.adapter import start_episode, step_episode, to_webshop_action
+from eval.webshop.adapter import replay, start_episode, step_episode, to_webshop_action
 from lumos.format import Action
+from lumos.jsonl import BadRecord, read_records
 from lumos.tools.base import Tool, Toolbox, ToolError
 from lumos.tools.web import BM25Ranker, Element, Ranker, WebPage, parse_web_call, rank
 from lumos.vocabulary import vocabulary
@@ -159,12 +170,14 @@ _GOAL_ID = re.compile(r"webshop_(\d+)")
 
 
 def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
-                   feature_ranker: Ranker | None = None, goals: str = "human") -> Benchmark:
+                   feature_ranker: Ranker | None = None, goals: str = "human",
+                   scripted: dict[int, list[str]] | None = None) -> Benchmark:
     """The WebShop benchmark for the shared runner; ``--data_dir`` is a folder of WebShop files.
 
     ``feature_ranker`` scores FeatureRetrieve and Pick under ``--prompt_style original``
     (default: the original's cross-encoder, loaded on first use). ``goals``: WebShop's ``human``
-    goals, or its ``synthetic`` ones, which the released evaluation ran on.
+    goals, or its ``synthetic`` ones, which the released evaluation ran on. ``scripted``: the recorded
+    actions per goal index that ``--oracle`` runs (:func:`read_actions_file`).
     """
     from eval.webshop.original import FEATURE_RANKER, MAX_NEW_TOKENS, OriginalShopSession, OriginalWebShopRun
     from lumos.agent import completion_feedback, result_feedback
@@ -174,7 +187,7 @@ def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
         raise ValueError(f"feedback must be one of {', '.join(FEEDBACKS)}, got {feedback!r}")
     ranker = ranker or BM25Ranker()
     feature_ranker = feature_ranker or CrossEncoderRanker(FEATURE_RANKER)
-    shop: dict[str, Any] = {"original_sessions": {}, "rewards": {}}
+    shop: dict[str, Any] = {"original_sessions": {}, "rewards": {}, "scripted": scripted or {}}
 
     def load(path: Path) -> list[Example]:
         catalogue: Catalogue = load_catalogue(path, goals=goals)
@@ -201,6 +214,21 @@ def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
                                  max_new_tokens=config.max_new_tokens or MAX_NEW_TOKENS)
         return run.run([(example.id, example.question, sessions[example.id]) for example in examples])
 
+    def replay_loop(examples: list[Example], config: EvalConfig, modules: Any) -> list:
+        """``--oracle ACTIONS.jsonl``: each goal's recorded actions run through its shopping session."""
+        from lumos.episode import Episode
+
+        episodes = []
+        for example in examples:
+            session = modules.example_toolbox(example).session
+            goal_index = session.episode.goal_index
+            shop_episode = session.episode = replay(session.env, goal_index, shop["scripted"].get(goal_index, []),
+                                                    config.max_steps)
+            episode = Episode(id=example.id, task=example.question, formulation="oracle")
+            episode.end(shop_episode.status, shop_episode.error or None)
+            episodes.append(episode)
+        return episodes
+
     def score_episode(episode, example: Example, toolbox: ShopToolbox | None) -> dict[str, Any]:
         session = shop["original_sessions"].pop(example.id, None)
         if session is not None:
@@ -221,7 +249,23 @@ def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
     return Benchmark(name="webshop", domain="web_agent", data_file="", load=load, score=lambda prediction, gold: {},
                      task_toolbox=task_toolbox, score_episode=score_episode, summarise=shop_metrics,
                      feedback=result_feedback if feedback == "observation" else completion_feedback,
-                     original_loop=original_loop, score_original=score_original)
+                     original_loop=original_loop, score_original=score_original, oracle_loop=replay_loop)
+
+
+def read_actions_file(path: str) -> dict[int, list[str]]:
+    """``--oracle`` for WebShop: JSONL lines ``{"goal_index": i, "actions": ["search[...]", "click[...]"]}``."""
+    scripted = {}
+    try:
+        for record in read_records(path):
+            if isinstance(record, BadRecord):
+                raise ValueError(f"bad actions record: {record}")
+            if not isinstance(record.data.get("actions"), list) or "goal_index" not in record.data:
+                raise ValueError(f"{record.path}:{record.line_no}: an actions record needs 'goal_index' and an "
+                                 f"'actions' list")
+            scripted[int(record.data["goal_index"])] = record.data["actions"]
+    except (OSError, ValueError) as error:
+        raise EvalSetupError(" ".join(str(error).split())) from None
+    return scripted
 
 
 def own_flags() -> argparse.ArgumentParser:
@@ -260,8 +304,14 @@ def configure(config: EvalConfig) -> Benchmark:
         raise EvalSetupError(f"--feature_ranker {ranker} needs sentence-transformers (pip install "
                              "sentence-transformers), or give --feature_ranker bm25")
     feature_ranker = make_ranker(None if ranker == "bm25" else ranker)
+    scripted = None
+    if config.oracle is not None:  # recorded actions: read (and checked) before anything is written
+        if config.oracle == GOLD_ORACLE:
+            raise EvalSetupError(f"--oracle {GOLD_ORACLE}: WebShop's data carries no gold actions; give --oracle "
+                                 "ACTIONS.jsonl (lines {\"goal_index\": i, \"actions\": [...]})")
+        scripted = read_actions_file(config.oracle)
     benchmark = make_benchmark(config.extra["feedback"], feature_ranker=feature_ranker,
-                               goals=config.extra.get("goals", "human"))
+                               goals=config.extra.get("goals", "human"), scripted=scripted)
     return dataclasses.replace(benchmark, flags=own_flags)
 
 

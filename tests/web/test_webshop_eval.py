@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 
 from eval.webshop.adapter import metrics, replay, to_webshop_action
-from eval.webshop.run_eval import main
+from eval.runner import run
+from eval.webshop.benchmark import BENCHMARK
+
+
+def main(argv):
+    return run(BENCHMARK, argv)
 from lumos.format import parse_action
 from lumos.webshop.catalogue import load_catalogue
 from lumos.webshop.env import WebShopTextEnv
@@ -25,14 +30,18 @@ def test_replay_and_metrics_count_unfinished_as_zero(tmp_path):
     actions_file = tmp_path / "actions.jsonl"
     actions_file.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "out"
-    argv = ["--save_dir", str(out), "--formulation", "replay", "--actions_file", str(actions_file),
-            "--max_num_examples", "4"]
+    argv = ["--save_dir", str(out), "--oracle", str(actions_file), "--max_num_examples", "4"]
     result = main(argv)
-    assert result == {"num_episodes": 4, "num_finished": 1, "average_reward": 0.25, "success_rate": 0.25}
+    assert (result["num_examples"], result["average_reward"], result["success_rate"], result["num_bought"]) == \
+        (4, 0.25, 0.25, 1)
+    assert result["reward"] == result["average_reward"] and result["formulation"] == "oracle"
+    assert result["status"] == {"finished": 1, "step_limit": 3}
     records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert {r["status"] for r in records} == {"finished", "step_limit"}
     assert json.loads((out / "metrics.json").read_text()) == result and (out / "run.json").is_file()
-    assert main(argv) == result  # resumed: nothing re-run, same numbers
+    again = main(argv)  # resumed: nothing re-run, same numbers
+    assert {k: v for k, v in again.items() if k != "seconds_this_run"} == \
+        {k: v for k, v in result.items() if k != "seconds_this_run"}
     assert len((out / "predictions.jsonl").read_text().splitlines()) == 4
     assert replay(env, goal, good[:2] * 10, max_steps=5).status == "step_limit"
     assert metrics([]) ["num_episodes"] == 0

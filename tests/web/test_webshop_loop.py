@@ -9,7 +9,12 @@ import json
 
 import pytest
 
-from eval.webshop.run_eval import main
+from eval.runner import run
+from eval.webshop.benchmark import BENCHMARK
+
+
+def main(argv):
+    return run(BENCHMARK, argv)
 from lumos.format import Plan, Subgoal, parse_action
 from lumos.webshop.catalogue import load_catalogue
 

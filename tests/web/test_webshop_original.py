@@ -210,7 +210,10 @@ _GROUND = (
 
 
 def test_run_eval_original_mode_and_original_scoring(tmp_path):
-    from eval.webshop.run_eval import main
+    from eval.runner import run
+    from eval.webshop.benchmark import BENCHMARK
+
+    main = lambda argv: run(BENCHMARK, argv)  # noqa: E731
 
     (tmp_path / "plan.json").write_text(json.dumps({"rules": _PLAN}))
     (tmp_path / "ground.json").write_text(json.dumps({"rules": _GROUND}))
@@ -250,33 +253,36 @@ def test_synthetic_goals_are_the_ones_the_released_evaluation_drew(reference):
 
 
 def test_flags_of_our_loop_are_refused_under_original(tmp_path, capsys):
-    from eval.webshop.run_eval import main
+    from eval.runner import main
+    from eval.webshop.benchmark import BENCHMARK
 
     for extra in (["--feedback", "completion"], ["--max_steps", "30"]):
-        with pytest.raises(SystemExit):
-            main(["--prompt_style", "original", "--planner", "scripted:x", "--grounder", "scripted:y",
-                  "--save_dir", str(tmp_path), *extra])
+        assert main(BENCHMARK, ["--prompt_style", "original", "--planner", "scripted:x", "--grounder", "scripted:y",
+                                "--save_dir", str(tmp_path), *extra]) == 2
         assert "do not apply under --prompt_style original" in capsys.readouterr().err
 
 
 def test_a_feature_ranker_whose_library_is_missing_is_one_line(tmp_path, capsys, monkeypatch):
     import importlib.util
 
-    from eval.webshop.run_eval import main
+    from eval.runner import main
+    from eval.webshop.benchmark import BENCHMARK
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "sentence_transformers" else real(name, *a))
-    with pytest.raises(SystemExit):
-        main(["--prompt_style", "original", "--planner", "scripted:x", "--grounder", "scripted:y",
-              "--save_dir", str(tmp_path / "out")])
+    assert main(BENCHMARK, ["--prompt_style", "original", "--planner", "scripted:x", "--grounder", "scripted:y",
+                            "--save_dir", str(tmp_path / "out")]) == 2
     assert "--feature_ranker cross-encoder/stsb-roberta-large needs sentence-transformers" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 
 def test_served_checkpoints_get_the_released_request(tmp_path):
     """Through an OpenAI-compatible server (vLLM's shape): no BOS asked for, 512 new tokens, cut at a newline."""
-    from eval.webshop.run_eval import main
+    from eval.runner import run
+    from eval.webshop.benchmark import BENCHMARK
+
+    main = lambda argv: run(BENCHMARK, argv)  # noqa: E731
     from lumos.llm.serve import OpenAICompatibleServer
 
     class Recording(OpenAICompatibleServer):

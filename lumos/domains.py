@@ -49,6 +49,8 @@ class Domain:
     solutions, or question/answer pairs). ``training``: the domain has training
     data (conversion sources, training files, ``TASK=`` of ``./train.sh``); an unseen evaluation
     task has none. ``outputs_named_by_file``: conversion outputs are named after the input file.
+    ``conversion_prompt``: the rules and in-context examples of the prompt that asks an LLM to convert
+    a natural-language plan (a ``lumos.convert.llm_prompts.ConversionPrompt``), None where there is none.
     """
 
     name: str
@@ -66,6 +68,7 @@ class Domain:
     original_protocol: str | None = None
     training: bool = True
     outputs_named_by_file: bool = False
+    conversion_prompt: str | None = None
 
     def make_toolbox(self, **options: object):
         """The domain's toolbox (``options`` go to its factory: a corpus, a QA model, an environment, ...)."""
@@ -100,15 +103,16 @@ MATHS_DOMAIN = Domain(
     name="maths", vocabulary=MATHS, toolbox_factory="lumos.tools.maths:maths_toolbox",
     baselines=("cot", "direct"), raw_records="maths_solutions",
     original_protocol="lumos.protocol:original_maths_protocol",
-    outputs_named_by_file=True)
+    outputs_named_by_file=True, conversion_prompt="lumos.convert.llm_prompts:MATHS_CONVERSION")
 COMPLEX_QA_DOMAIN = Domain(
     name="complex_qa", vocabulary=COMPLEX_QA, toolbox_factory="lumos.tools.qa:qa_toolbox",
     grounding_sees_results=True, validator="lumos.convert.validate:validate_complex_qa",
-    needs_knowledge=True, baselines=("cot", "direct"), cot_from="converted")
+    needs_knowledge=True, baselines=("cot", "direct"), cot_from="converted",
+    conversion_prompt="lumos.convert.llm_prompts:COMPLEX_QA_CONVERSION")
 WEB_DOMAIN = Domain(
     name="web_agent", vocabulary=WEB_AGENT, toolbox_factory="lumos.tools.web:web_toolbox",
     feedback="completion", actions_have_results=False, validator="lumos.convert.validate:validate_web",
-    gold_field="action_reprs")
+    gold_field="action_reprs", conversion_prompt="lumos.convert.llm_prompts:WEB_CONVERSION")
 # InterCode-SQL (an unseen task: no training data); its tools are in lumos/tools/sql.py.
 SQL_DOMAIN = Domain(
     name="sql", toolbox_factory="lumos.tools.sql:sql_toolbox", training=False,

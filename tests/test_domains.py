@@ -24,10 +24,10 @@ def test_every_domain_is_whole(name):
 
 def test_training_domains_have_what_training_needs():
     from lumos.convert.annotation import TRAINING_RULES
-    from lumos.convert.llm_prompts import EXAMPLES
+    from lumos.convert.llm_prompts import conversion_examples
 
     assert domain_names(training=True) == ("maths", "complex_qa", "web_agent")
-    assert set(TRAINING_RULES) == set(EXAMPLES) == set(domain_names(training=True))
+    assert set(TRAINING_RULES) == set(conversion_examples()) == set(domain_names(training=True))
     assert "sql" in domain_names(training=False)
 
 

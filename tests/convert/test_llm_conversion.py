@@ -14,7 +14,7 @@ import pytest
 
 from data import prompt_convertion
 from lumos.convert.llm_convert import ReplyError, read_reply
-from lumos.convert.llm_prompts import EXAMPLES, conversion_messages, instruction
+from lumos.convert.llm_prompts import conversion_messages, conversion_prompt, instruction
 from lumos.convert.validate import validate_annotation
 from lumos.format import parse_plan
 from lumos.llm.scripted import ScriptedGenerator
@@ -29,8 +29,9 @@ SECRET = "sk-lumos-test-secret-key"
 
 @pytest.mark.parametrize("domain", ["maths", "complex_qa", "web_agent"])
 def test_examples_are_valid_annotations_of_their_domain(domain):
-    assert EXAMPLES[domain]
-    for example in EXAMPLES[domain]:
+    examples = conversion_prompt(domain).examples
+    assert examples
+    for example in examples:
         plan = parse_plan(example.subgoal_plan)
         assert plan.render() == example.subgoal_plan  # written in the canonical unified format
         assert {a.tool for a in plan.actions} <= set(vocabulary(domain).tool_names)

@@ -626,7 +626,8 @@ def run_settings(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     values["corpus"] = str(Path(config.corpus).resolve()) if config.corpus else None
     gold = config.oracle == GOLD_ORACLE
     own_oracle = benchmark.oracle_loop is not None  # (its examples are the benchmark's data)
-    values["data"] = None if config.oracle and not gold and not own_oracle else fingerprint(data_path(config, benchmark))
+    data_unused = config.oracle and not gold and not own_oracle
+    values["data"] = None if data_unused else fingerprint(data_path(config, benchmark))
     values["oracle"] = config.oracle if gold else fingerprint(config.oracle) if config.oracle else None
     for name, value in sorted(config.extra.items()):
         if name not in _NOT_SETTINGS_EXTRA:

@@ -1,4 +1,5 @@
-"""Evaluate Lumos on mind2web: `python -m eval.mind2web.run_eval --help` (flags: eval/runner.py, eval/mind2web/benchmark.py)."""
+"""Evaluate Lumos on mind2web: `python -m eval.mind2web.run_eval --help` (flags: eval/runner.py,
+eval/mind2web/benchmark.py)."""
 
 import sys
 

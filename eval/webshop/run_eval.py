@@ -1,4 +1,5 @@
-"""Evaluate Lumos on webshop: `python -m eval.webshop.run_eval --help` (flags: eval/runner.py, eval/webshop/benchmark.py)."""
+"""Evaluate Lumos on webshop: `python -m eval.webshop.run_eval --help` (flags: eval/runner.py,
+eval/webshop/benchmark.py)."""
 
 import sys
 

@@ -153,7 +153,8 @@ def timed(label: str, run) -> tuple[list, float]:
     started = time.perf_counter()
     episodes = run()
     seconds = time.perf_counter() - started
-    print(f"  {label:<58} {seconds:8.2f} s  {PASSES[0]:6,} forward passes", flush=True)
+    passes = f"  {PASSES[0]:6,} forward passes" if PASSES[0] else ""
+    print(f"  {label:<58} {seconds:8.2f} s{passes}", flush=True)
     return episodes, seconds
 
 

@@ -11,8 +11,8 @@ conversation generated before, and only the rest is prefilled; the same greedy o
 conversation idle for two calls (a finished task) is evicted, and at most ``kv_cache_tokens`` tokens
 are kept (least recently used go first; an evicted conversation is prefilled in full again).
 ``None``: as many as 2 GiB hold; 0: off (``model.generate`` on whole prompts, as before).
-With the cache, a call is one decoding loop with continuous batching: ``batch_size`` slots, a row
-that stops hands its slot to the next waiting prompt at once (``greedy_generate``).
+With the cache, a call is one decoding loop with continuous batching: ``batch_size`` slots; rows that
+stop hand their slots to the next waiting prompts once half the slots are free (``greedy_generate``).
 
 Special tokens: ``add_special_tokens=True`` (default) prepends BOS as training did (tulu
 style); ``False`` tokenises the text exactly as given, as the original evaluation scripts did.
@@ -167,7 +167,11 @@ class HFGenerator(Generator):
     """
 
     thread_safe = False
-    refill_fraction = 0.0  # with the cache: a stopped row's slot is refilled at once (see greedy_generate)
+    # With the cache (see greedy_generate): stopped rows' slots are refilled once half of them are free, and
+    # new rows are prefilled in a pass of their own (not padded into the running rows' decoding pass): on
+    # a CPU each admission's copies and padding cost more than the passes they save.
+    refill_fraction = 0.5
+    combine_tokens = 0
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 16, add_special_tokens: bool = True,
                  max_padding: float = 0.2, kv_cache_tokens: int | None = None):
@@ -286,7 +290,8 @@ class HFGenerator(Generator):
             texts, stats = greedy_generate(self.model, self.tokenizer, encoded, stop, max_new_tokens,
                                            slots=self.batch_size, pad_token_id=self.pad_token_id,
                                            eos_token_id=self.tokenizer.eos_token_id, store=cache, hashes=hashes,
-                                           order=order, refill_fraction=self.refill_fraction)
+                                           order=order, refill_fraction=self.refill_fraction,
+                                           combine_tokens=self.combine_tokens)
         finally:
             cache.end_call()
         self.usage.requests += len(encoded)

@@ -671,28 +671,6 @@ def prepare(config: EvalConfig, benchmark: Benchmark) -> tuple[list[Example], di
     return examples, settings
 
 
-def drop_generation_errors(path: Path) -> int:
-    """Rewrite ``path`` (atomically) without its ``generation_error`` records; returns how many went."""
-    if not path.is_file():
-        return 0
-    kept, dropped = [], 0
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                failed = json.loads(line).get("status") == "generation_error"
-            except (ValueError, AttributeError):
-                failed = False  # a damaged line stays as it is, for the store to deal with
-            if failed:
-                dropped += 1
-            else:
-                kept.append(line)
-    if dropped:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        tmp.replace(path)
-    return dropped
-
-
 def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     """Run (or resume) the evaluation; returns and writes the metrics.
 
@@ -702,18 +680,17 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     examples, settings = prepare(config, benchmark)
     save_dir = Path(config.save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
-    if config.overwrite:
-        for name in ("predictions.jsonl", "metrics.json"):
-            (save_dir / name).unlink(missing_ok=True)
-    elif config.retry_failed:
-        with JsonlStore(save_dir / "predictions.jsonl"):
-            pass  # StoreLocked while another run writes there; a torn last line repaired before the rewrite
-        dropped = drop_generation_errors(save_dir / "predictions.jsonl")
-        print(f"[{benchmark.name}] --retry_failed: {dropped} episode(s) that ended in generation_error run again",
-              file=sys.stderr, flush=True)
-    write_run_info(save_dir, {"benchmark": benchmark.name, **asdict(config), "settings": settings})
     started = time.perf_counter()
     with JsonlStore(save_dir / "predictions.jsonl") as store:
+        # Both rewrites happen under the store's lock, so no other writer can slip in between.
+        if config.overwrite:
+            store.clear()
+            (save_dir / "metrics.json").unlink(missing_ok=True)
+        elif config.retry_failed:
+            dropped = store.remove(lambda record: record.get("status") == "generation_error")
+            print(f"[{benchmark.name}] --retry_failed: {dropped} episode(s) that ended in generation_error run again",
+                  file=sys.stderr, flush=True)
+        write_run_info(save_dir, {"benchmark": benchmark.name, **asdict(config), "settings": settings})
         todo = [example for example in examples if example.id not in store]
         modules = _Modules(config, benchmark)
         stop = benchmark.start(config) if benchmark.start is not None and todo else None

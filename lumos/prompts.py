@@ -15,7 +15,6 @@ from lumos.format import FormatError
 from lumos.vocabulary import vocabulary
 
 Message = dict[str, str]
-Formulation = Literal["iterative", "onetime"]
 
 PLAN_INSTRUCTION = "Please provide a reasonable subgoal-based plan to solve the given task.\n"
 GROUND_INSTRUCTION = (

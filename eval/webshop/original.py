@@ -58,7 +58,6 @@ follows the per-goal bookkeeping.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Sequence

@@ -121,7 +121,7 @@ PAGE_PATTERN = rf"(?:Env|{VARIABLE})"
 _PAGE = re.compile(PAGE_PATTERN)
 QUERY_LABEL, TEXT_LABEL = "QUERY:", "TEXT:"
 _TEXT_SEPARATOR = re.compile(r",\s*TEXT:")
-_QUERY_START = re.compile(rf"(?P<page>[^,]*),\s*QUERY:(?P<rest>.*)", re.DOTALL)
+_QUERY_START = re.compile(r"(?P<page>[^,]*),\s*QUERY:(?P<rest>.*)", re.DOTALL)
 _OUTPUT_PREFIX = re.compile(rf"(?P<output>{VARIABLE}|Output) = ")
 _CALL_START = re.compile(r"(?P<tool>[A-Za-z_][A-Za-z0-9_]*)\(")
 # Where a grounding reply may be split into actions: "; " followed by the next "Rk = VERB(".

@@ -161,9 +161,23 @@ def fetch_drive() -> bool:
     return True
 
 
+def in_local_cache(repo: str) -> bool:
+    """Whether the Hugging Face caches hold anything of this dataset (checked without importing datasets)."""
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    hub = os.environ.get("HF_HUB_CACHE") or os.path.join(home, "hub")
+    sets = os.environ.get("HF_DATASETS_CACHE") or os.path.join(home, "datasets")
+    owner, dataset = repo.split("/")
+    return (os.path.isdir(os.path.join(hub, f"datasets--{owner}--{dataset}"))
+            or os.path.isdir(os.path.join(sets, f"{owner}___{dataset}")))
+
+
 def fetch_hub(name: str) -> bool:
     domain, module, formulation = name.rsplit("_", 2)
     target = os.path.join(out, "train", domain, "train_annots", f"lumos_{name}.jsonl")
+    if not online.get(HUB_HOST, True) and not in_local_cache(f"ai2lumos/lumos_{name}"):
+        # offline and nothing cached: say so at once rather than importing the datasets library to find out
+        print(f"could not fetch ai2lumos/lumos_{name}: {unreachable(HUB_HOST)} and not in the local cache")
+        return False
     try:
         import datasets
         datasets.utils.logging.set_verbosity_error()

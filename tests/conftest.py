@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+_SCRIPTS = REPO_ROOT / "tests" / "agent" / "scripts.py"
 
 
 @pytest.fixture(scope="session")
@@ -21,3 +23,12 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def scripts():
+    """The scripted module replies of tests/agent/scripts.py (test folders are not packages)."""
+    spec = importlib.util.spec_from_file_location("lumos_test_scripts", _SCRIPTS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

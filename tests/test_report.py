@@ -4,7 +4,6 @@ into one self-contained page, model text escaped, two runs compared; and in a re
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -19,7 +18,6 @@ import pytest
 from lumos.report import (RIGHT, WRONG, accuracy_by_subgoals, load_run, main, outcome, primary_metric, render,
                           subgoal_count, write_report)
 
-_SCRIPTS = Path(__file__).resolve().parent / "agent" / "scripts.py"
 # Model text (and a task) carrying markup that would run or load something if it reached the page unescaped.
 HOSTILE_TASK = ("Mia has <b>5</b> pens <script>document.title='pwned'</script>"
                 "<img src=x onerror=\"document.body.setAttribute('data-pwned','1')\">. How many pens?")
@@ -27,21 +25,13 @@ HOSTILE_SUBGOAL = "Subgoal 1: Count the </code></pre><script>document.body.setAt
 HOSTILE_ACTION = "R1 = Calculator(5 <img src=y onerror=\"document.body.setAttribute('data-pwned','3')\">)"
 
 
-def _scripts():
-    spec = importlib.util.spec_from_file_location("lumos_test_scripts_report", _SCRIPTS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory, repo_root):
+def runs(tmp_path_factory, repo_root, scripts):
     """Two real runs of ``python -m eval.gsm.run_eval`` over the same four tasks.
 
     Run a: janet and robe right, the hostile task a tool error, an unforeseen question a generation
     error. Run b differs only in robe's second grounding (``20 + R1``: finished but wrong).
     """
-    scripts = _scripts()
     root = tmp_path_factory.mktemp("report")
     tasks = [*scripts.MATHS_TASKS, ("evil", HOSTILE_TASK, "5"), ("unforeseen", "Unforeseen question?", "5")]
     data = root / "data"

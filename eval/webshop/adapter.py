@@ -1,8 +1,9 @@
 """WebShop as the agent loop sees it: one episode per goal, stepped with text actions.
 
 Lumos grounds WebShop subgoals to ``Search(query)`` / ``Click(item)`` actions; they map onto the
-environment's ``search[...]`` / ``click[...]``. Every episode ends with a status; the metrics
-count ALL episodes, one that did not end in a purchase scoring 0.
+environment's ``search[...]`` / ``click[...]``. Every episode ends with a status; the benchmark's
+metrics (``eval.webshop.benchmark.shop_metrics``) count ALL episodes, one that did not end in a
+purchase scoring 0.
 """
 
 from __future__ import annotations
@@ -83,15 +84,3 @@ def replay(env: WebShopTextEnv, goal_index: int, actions: Iterable[Action | str]
     if episode.status == "running":  # the script ended before the episode did: its actions were the limit
         episode.status, episode.error = "step_limit", f"no purchase within the {len(episode.actions)} scripted actions"
     return episode
-
-
-def metrics(records: Iterable[dict[str, Any]], num_episodes: int | None = None) -> dict[str, float]:
-    """Average reward and success rate (reward 1) over all episodes; unfinished or missing ones count 0."""
-    records = list(records)
-    rewards = [float(record.get("reward", 0.0)) if record.get("status") == "finished" else 0.0
-               for record in records]
-    total = max(num_episodes or 0, len(rewards))
-    if total == 0:
-        return {"num_episodes": 0, "num_finished": 0, "average_reward": 0.0, "success_rate": 0.0}
-    return {"num_episodes": total, "num_finished": sum(r.get("status") == "finished" for r in records),
-            "average_reward": sum(rewards) / total, "success_rate": sum(r == 1.0 for r in rewards) / total}

@@ -134,6 +134,7 @@ class EvalConfig:
     max_num_examples: int | None = None
     model_name_or_path: str | None = None
     eval_batch_size: int = 16
+    active_tasks: int | None = None  # tasks in progress at once in the agent loop; None: 4 x eval_batch_size
     formulation: str = "lumos_iterative"
     planner: str | None = None
     grounder: str | None = None
@@ -184,7 +185,11 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
     add("--no_progress", action="store_true", help="no progress lines on stderr")
     add("--model_name_or_path", default=None,
         help="folder of lumos_<domain>_{plan,ground}_<formulation> modules; for cot/direct the model")
-    add("--eval_batch_size", type=int, default=16, help="examples advanced together")
+    add("--eval_batch_size", type=int, default=16,
+        help="rows a local model decodes together; requests in flight to a server (at least 8)")
+    add("--active_tasks", type=int, default=None,
+        help="agent loop: tasks in progress at once; a task that ends hands its place to the next and is "
+             "written at once (default: 4 x --eval_batch_size)")
     add("--formulation", choices=FORMULATIONS, default="lumos_iterative")
     add("--planner", default=None, help="planning module: path, URL or scripted:<file>")
     add("--grounder", default=None, help="grounding module: path, URL or scripted:<file>")
@@ -224,7 +229,7 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
 
 
 def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.ArgumentParser) -> None:
-    for name in ("eval_batch_size", "max_steps", "max_new_tokens"):
+    for name in ("eval_batch_size", "active_tasks", "max_steps", "max_new_tokens"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
             parser.error(f"--{name} must be at least 1")
     if config.kv_cache_tokens is not None and config.kv_cache_tokens < 0:
@@ -510,9 +515,56 @@ def make_protocol(config: EvalConfig, benchmark: Benchmark):
                         formulation=config.formulation.removeprefix("lumos_"))
 
 
+def streams(config: EvalConfig, benchmark: Benchmark, modules: _Modules) -> bool:
+    """Whether examples run through one agent loop that hands over each episode as it ends (see run_examples):
+    the lumos formulations on a protocol with independent tasks (the released one runs batch by batch)."""
+    return (config.formulation.startswith("lumos_") and config.oracle is None and benchmark.loop is None
+            and not (config.prompt_style == "original" and benchmark.original_loop is not None)
+            and modules.protocol().tasks_independent)
+
+
+def run_examples(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules,
+                 on_done: Callable[[Example, Any], None]) -> None:
+    """Run ``examples``, handing each ``(example, episode)`` to ``on_done`` as soon as the episode has ended.
+
+    The lumos agent loop gets every example at once with at most ``--active_tasks`` in progress: a task
+    that ends is written at once and its place taken by the next, so every module call stays full (a
+    local model's continuous batching refills its ``--eval_batch_size`` rows from the waiting prompts)
+    instead of each batch running as long as its slowest task. Everything else runs batch by batch.
+    """
+    if streams(config, benchmark, modules):
+        by_id = {str(example.id): example for example in examples}
+        active = config.active_tasks or 4 * config.eval_batch_size
+        make_agent(examples, config, benchmark, modules).run(
+            [(example.id, example.question) for example in examples], active=active,
+            on_done=lambda episode: on_done(by_id[episode.id], episode))
+        return
+    for start in range(0, len(examples), config.eval_batch_size):
+        batch = examples[start:start + config.eval_batch_size]
+        for example, episode in zip(batch, run_batch(batch, config, benchmark, modules)):
+            on_done(example, episode)
+
+
+def make_agent(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules):
+    """The plan -> ground -> execute loop for ``examples`` (their own toolboxes where the benchmark has them)."""
+    from lumos.agent import Agent
+
+    domain = benchmark.domain
+    by_id = {example.id: example for example in examples}
+    own_toolboxes = benchmark.task_toolbox is not None
+    return Agent(modules.generator(module_spec(config, domain, "plan")),
+                 modules.generator(module_spec(config, domain, "ground")),
+                 None if own_toolboxes else modules.make_toolbox(),
+                 domain=domain, formulation=config.formulation.removeprefix("lumos_"),
+                 max_steps=config.max_steps, protocol=modules.protocol(),
+                 max_new_tokens=config.max_new_tokens, feedback=benchmark.feedback,
+                 task_toolbox=(lambda task_id, task: modules.example_toolbox(by_id[task_id]))
+                 if own_toolboxes else None)
+
+
 def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules) -> list:
     """Episodes for one batch, in order."""
-    from lumos.agent import Agent, execute_plan
+    from lumos.agent import execute_plan
     from lumos.episode import Episode, Step
     from lumos.format import FormatError, parse_plan
 
@@ -535,18 +587,7 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
             return benchmark.original_loop(examples, config, modules)
         if benchmark.loop is not None:
             return benchmark.loop(examples, config, modules)
-        domain = benchmark.domain
-        by_id = {example.id: example for example in examples}
-        own_toolboxes = benchmark.task_toolbox is not None
-        agent = Agent(modules.generator(module_spec(config, domain, "plan")),
-                      modules.generator(module_spec(config, domain, "ground")),
-                      None if own_toolboxes else modules.make_toolbox(),
-                      domain=domain, formulation=config.formulation.removeprefix("lumos_"),
-                      max_steps=config.max_steps, protocol=modules.protocol(),
-                      max_new_tokens=config.max_new_tokens, feedback=benchmark.feedback,
-                      task_toolbox=(lambda task_id, task: modules.example_toolbox(by_id[task_id]))
-                      if own_toolboxes else None)
-        return agent.run([(example.id, example.question) for example in examples])
+        return make_agent(examples, config, benchmark, modules).run([(e.id, e.question) for e in examples])
     # cot / direct: the user turn is the bare question (docs/FORMAT.md §5)
     from lumos import prompts
     from lumos.agent import generator_eos
@@ -694,29 +735,32 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
         todo = [example for example in examples if example.id not in store]
         modules = _Modules(config, benchmark)
         stop = benchmark.start(config) if benchmark.start is not None and todo else None
+        written = [0]
+
+        def write(example: Example, episode) -> None:
+            record = episode.to_record()
+            record["answer"] = example.answer
+            if benchmark.score_episode is not None:
+                record.update(benchmark.score_episode(episode, example, modules.task_toolboxes.get(example.id)))
+                modules.release(example.id)
+            else:
+                record["scores"] = benchmark.score(episode.prediction, example.answer)
+            if config.scoring == "original":
+                # the released evaluation's rule, its own treatment of unfinished tasks included
+                record["scores"] = benchmark.score_original(episode, example, config.formulation)
+                if benchmark.original_prediction is not None:
+                    record["original_prediction"] = (benchmark.original_prediction(episode, config.formulation)
+                                                     if episode.status == "finished" else None)
+            else:
+                record["scores"] = honest_scores(record["scores"], episode.status)
+            store.append(record)
+            written[0] += 1
+            if not config.no_progress and (written[0] % config.eval_batch_size == 0 or written[0] == len(todo)):
+                print(f"[{benchmark.name}] {len(examples) - len(todo) + written[0]}/{len(examples)} done",
+                      file=sys.stderr, flush=True)
+
         try:
-            for start in range(0, len(todo), config.eval_batch_size):
-                batch = todo[start:start + config.eval_batch_size]
-                for example, episode in zip(batch, run_batch(batch, config, benchmark, modules)):
-                    record = episode.to_record()
-                    record["answer"] = example.answer
-                    if benchmark.score_episode is not None:
-                        record.update(benchmark.score_episode(episode, example, modules.task_toolboxes.get(example.id)))
-                        modules.release(example.id)
-                    else:
-                        record["scores"] = benchmark.score(episode.prediction, example.answer)
-                    if config.scoring == "original":
-                        # the released evaluation's rule, its own treatment of unfinished tasks included
-                        record["scores"] = benchmark.score_original(episode, example, config.formulation)
-                        if benchmark.original_prediction is not None:
-                            record["original_prediction"] = (benchmark.original_prediction(episode, config.formulation)
-                                                             if episode.status == "finished" else None)
-                    else:
-                        record["scores"] = honest_scores(record["scores"], episode.status)
-                    store.append(record)
-                if not config.no_progress:
-                    print(f"[{benchmark.name}] {len(examples) - len(todo) + start + len(batch)}/{len(examples)} done",
-                          file=sys.stderr, flush=True)
+            run_examples(todo, config, benchmark, modules, write)
         finally:
             modules.close()
             if stop is not None:

@@ -73,6 +73,46 @@ class _TaskState:
     failed: str | None = None  # a failure the protocol lets the task run on after (ends it as tool_error)
 
 
+class _Entrants:
+    """Tasks waiting to enter, in input order, and the report of each episode once it has ended."""
+
+    def __init__(self, states: list[_TaskState], start: Callable[[_TaskState], None],
+                 on_done: Callable[[Episode], None] | None):
+        self.states = states
+        self.waiting = list(range(len(states)))[::-1]  # popped from the end: input order
+        self._start = start
+        self._on_done = on_done
+        self._entered: list[_TaskState] = []
+        self._positions = {id(state): k for k, state in enumerate(states)}
+
+    def admit(self, count: int) -> list[_TaskState]:
+        """Up to ``count`` waiting tasks, started."""
+        admitted = []
+        while self.waiting and len(admitted) < count:
+            state = self.states[self.waiting.pop()]
+            self._start(state)
+            admitted.append(state)
+        self._entered += admitted
+        return admitted
+
+    def index(self, state: _TaskState) -> int:
+        return self._positions[id(state)]
+
+    def report(self, everyone: bool = False) -> None:
+        """Hand every episode that ended since the last report to ``on_done``, in input order
+        (``everyone``: tasks that never entered too, ended by a failure of the whole backend)."""
+        if everyone:
+            self._entered += [self.states[k] for k in self.waiting]
+            self.waiting = []
+        ended = [state for state in self._entered if state.episode.done]
+        if not ended:
+            return
+        self._entered = [state for state in self._entered if not state.episode.done]
+        if self._on_done is not None:
+            for state in sorted(ended, key=self.index):
+                self._on_done(state.episode)
+
+
 class Agent:
     """Planner + grounder + toolbox for one domain and formulation; models are loaded by the caller, once.
 
@@ -119,39 +159,62 @@ class Agent:
 
     # ------------------------------------------------------------------ public
 
-    def run(self, tasks: Sequence[tuple[str, str]]) -> list[Episode]:
-        """Run ``(id, task)`` pairs together; one Episode per task, in input order."""
+    def run(self, tasks: Sequence[tuple[str, str]], *, active: int | None = None,
+            on_done: Callable[[Episode], None] | None = None) -> list[Episode]:
+        """Run ``(id, task)`` pairs; one Episode per task, in input order.
+
+        ``active``: at most this many tasks in progress at once; a task that ends hands its place to
+        the next waiting one (at the next round, or at once without round barriers), so every module
+        call stays full while conversations, cached keys and values and per-task environments stay
+        bounded. ``None``: all tasks at once. Ignored by a protocol whose tasks depend on each other
+        (the released QA evaluation's, which runs every task round by round in input order).
+        ``on_done``: called with each episode as soon as it has ended (a caller writes it there).
+        """
+        if active is not None and active < 1:
+            raise ValueError(f"active must be at least 1, got {active}")
         states = [_TaskState(Episode(id=str(task_id), task=task, formulation=self.formulation),
                              [{"role": prompts.USER, "content": prompts.plan_task_prompt(task)}], [], {},
                              time.perf_counter())
                   for task_id, task in tasks]
-        for state in states:
-            state.toolbox = (self.task_toolbox(state.episode.id, state.episode.task) if self.task_toolbox
-                             else self.toolbox)
-            self.protocol.start(state.episode)
+        if active is None or not self.protocol.tasks_independent:
+            active = max(1, len(states))
+        entrants = _Entrants(states, self._start, on_done)
         if self.formulation == "iterative":
-            self._run_iterative(states)
+            self._run_iterative(entrants, active)
         else:
-            self._run_onetime(states)
+            while entrants.waiting:
+                self._run_onetime(entrants.admit(active))
+                entrants.report()
         return [state.episode for state in states]
+
+    def _start(self, state: _TaskState) -> None:
+        """A task enters: its clock starts, its environment (if any) is made, the protocol sees it."""
+        state.started = time.perf_counter()
+        state.toolbox = (self.task_toolbox(state.episode.id, state.episode.task) if self.task_toolbox
+                         else self.toolbox)
+        self.protocol.start(state.episode)
 
     # ------------------------------------------------------------------ iterative
 
-    def _run_iterative(self, states: list[_TaskState]) -> None:
+    def _run_iterative(self, entrants: _Entrants, active: int) -> None:
         if self.barrier_free:
-            self._run_without_barrier(states)
+            self._run_without_barrier(entrants, active)
             return
         rounds = self.protocol.round_limit
         used = 0  # module calls so far (a round: one planner or one grounder call)
+        running: list[_TaskState] = []
         while True:
-            active = [s for s in states if not s.episode.done]
-            if not active:
+            entrants.report()
+            running = [s for s in running if not s.episode.done]
+            running += entrants.admit(active - len(running))
+            if not running:
                 return
             if rounds is not None and used >= rounds:
-                for state in active:
+                for state in running:
                     _finish(state, *self._at_limit(state, f"no stop within {rounds} rounds (planner or grounder calls)"))
+                entrants.report()
                 return
-            planned = self._plan_round(active)
+            planned = self._plan_round(running)
             used += 1
             if rounds is not None and used >= rounds:
                 continue  # the limit falls before the grounder's turn
@@ -172,18 +235,20 @@ class Agent:
         if self.protocol.round_limit is None and len(state.episode.steps) >= self.max_steps:
             _finish(state, "step_limit", f"no stop after {self.max_steps} subgoals")
 
-    def _run_without_barrier(self, states: list[_TaskState]) -> None:
+    def _run_without_barrier(self, entrants: _Entrants, active: int) -> None:
         """The iterative loop on OpenAI-compatible servers, each task advancing as soon as its own reply is back.
 
         The same per-task steps as the round-based loop (``_take_plan``, ``_take_grounding``,
         ``_run_step``), so the same replies give the same trajectories; but no task waits for the
         slowest request of a round, and the servers' continuous batching stays full. At most the
-        streams' ``room`` requests are in flight; the others wait their turn in order.
+        streams' ``room`` requests are in flight; the others wait their turn in order. A task that
+        ends hands its place to the next waiting one at once.
         """
         from collections import deque
 
         from lumos.llm.openai_backend import StreamGroup
 
+        states = entrants.states
         with StreamGroup() as group:
             plans = group.add(self.planner.completion_stream(stop=["\n"], max_new_tokens=self.max_new_tokens))
             grounds = group.add(self.grounder.completion_stream(stop=["\n"], max_new_tokens=self.max_new_tokens))
@@ -196,8 +261,11 @@ class Agent:
                               else (state.ground_turns, self.grounder_eos))
                 waiting[stream].append((index, self._render(turns, eos)))
 
-            for index in range(len(states)):
-                ask(plans, index)
+            def enter(count: int) -> None:
+                for state in entrants.admit(count):
+                    ask(plans, entrants.index(state))
+
+            enter(active)
             while any(waiting.values()) or not group.idle:
                 for stream, queued in waiting.items():
                     while queued and stream.room > 0:
@@ -207,9 +275,10 @@ class Agent:
                 try:
                     finished = group.completed()
                 except Exception as error:  # noqa: BLE001 - a backend that fails whole still ends each task with a record
-                    for state in states:
+                    for state in states:  # every task, started or not, ends with this record
                         if not state.episode.done:
                             _finish(state, "generation_error", f"{type(error).__name__}: {error}")
+                    entrants.report(everyone=True)
                     return
                 for stream, index, reply in finished:
                     state = states[index]
@@ -223,6 +292,9 @@ class Agent:
                         self._run_step(state)
                         if not state.episode.done:
                             ask(plans, index)
+                    if state.episode.done:
+                        entrants.report()
+                        enter(1)
 
     def _at_limit(self, state: _TaskState, message: str) -> tuple[ExitStatus, str]:
         return ("tool_error", state.failed) if state.failed is not None else ("step_limit", message)

@@ -257,6 +257,28 @@ def _merge(keys_a: list[Any], values_a: list[Any], mask_a: Any, position_a: Any,
             torch.cat([tokens_a, tokens_b]))
 
 
+def _stop_enders(tokenizer: Any, stop: Sequence[str]):
+    """A test for "can appending this token complete a stop string?", memoised per token id.
+
+    A stop string can only newly appear in the decoded reply when the appended token's own text holds
+    its last character, or when the token is one whose text alone is not its text in context (a byte
+    piece of a longer character, an empty piece); only then is the reply's tail decoded and searched.
+    """
+    last = {s[-1] for s in stop if s}
+    known: dict[int, bool] = {}
+    if any(c.isspace() and c != "\n" for c in last):
+        return lambda token: True  # a space can come from the next token's word-start marker: always look
+
+    def may_end(token: int) -> bool:
+        verdict = known.get(token)
+        if verdict is None:
+            piece = tokenizer.decode([token], skip_special_tokens=True)
+            verdict = known[token] = not piece.strip() or "\ufffd" in piece or any(c in piece for c in last)
+        return verdict
+
+    return may_end
+
+
 def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop: list[str], max_new_tokens: int, *,
                     slots: int, pad_token_id: int, eos_token_id: int | None, store: PrefixCache | None,
                     hashes: list[list[int]] | None = None, order: Sequence[int] | None = None,
@@ -293,6 +315,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
     if max_new_tokens < 1 or not count:
         return [""] * count, stats
 
+    may_end_stop = _stop_enders(tokenizer, stop)
     live: list[int] = []  # batch row -> input row
     cache = mask = position = tokens = None
 
@@ -323,7 +346,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
             generated[row].append(token)
             if (eos_token_id is not None and token == eos_token_id) or len(generated[row]) >= max_new_tokens:
                 done[row] = True
-            elif stop:
+            elif stop and may_end_stop(token):
                 text = tokenizer.decode(generated[row][-window:], skip_special_tokens=True)
                 done[row] = any(s in text for s in stop)
 

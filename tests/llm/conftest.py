@@ -57,3 +57,11 @@ def tiny_model():
               "the quick brown fox jumps over the lazy dog\n"] * 10
     tokenizer = byte_level_tokenizer(corpus)
     return random_tiny_llama(tokenizer), tokenizer
+
+
+@pytest.fixture(scope="module")
+def llama2_tokenizer(shared_data):
+    """The real LLaMA-2 tokenizer (SentencePiece with byte fallback) from ../shared/data."""
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(shared_data / "llama2_tokenizer")

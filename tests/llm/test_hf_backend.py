@@ -148,13 +148,6 @@ class SteeredLlama:
         return model
 
 
-@pytest.fixture(scope="module")
-def llama2_tokenizer(shared_data):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(shared_data / "llama2_tokenizer")
-
-
 def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 

@@ -235,7 +235,9 @@ def flags() -> argparse.ArgumentParser:
     """Mind2Web's own flags (in ``config.extra``; ``--max_num_examples`` counts tasks per split)."""
     parser = argparse.ArgumentParser(prog="python -m eval.mind2web.run_eval", add_help=False)
     group = parser.add_argument_group("Mind2Web")
-    group.add_argument("--max_num_examples", type=_at_least_one, default=None, help="tasks per split")
+    group.add_argument("--max_num_examples", type=_at_least_one, default=None,
+                       help="evaluate only the first N tasks of each split: N per split of --splits, not N in "
+                            "all (a file is one split); None: every task")
     group.add_argument("--max_steps", type=int, default=DEFAULT_MAX_STEPS,
                        help="subgoals per episode under --protocol free_running (the trace's end normally "
                             "ends an episode first)")
@@ -260,8 +262,7 @@ def configure(config: EvalConfig) -> Benchmark:
     extra = config.extra
     extra["max_num_examples"] = config.max_num_examples  # (the per-split cap, not in the run's settings)
     per_split = config.max_num_examples
-    if config.oracle is not None:
-        config.max_num_examples = None  # the gold run caps each split only, never the run as a whole
+    config.max_num_examples = None  # the loader caps each split; the runner must not cap the run as a whole
     if config.oracle is not None and config.oracle != GOLD_ORACLE:
         raise EvalSetupError(f"--oracle {config.oracle}: Mind2Web executes its own gold actions: give --oracle "
                              f"{GOLD_ORACLE}")

@@ -170,6 +170,22 @@ def test_a_planner_that_stops_misses_that_step_only(serve, tmp_path):
     assert metrics["step_sr"] == 0.5 and metrics["task_sr"] == 0.0
 
 
+def test_max_num_examples_caps_each_split_not_the_run(serve, tmp_path):
+    """``--max_num_examples 1`` over two splits (test_domain: 2 tasks, test_task: 1): the first task of
+    each split, for the model-driven run as for ``--oracle gold`` (not the first task of the run)."""
+    metrics, _ = _run(serve, tmp_path, extra=["--max_num_examples", "1"])
+    assert set(_records(tmp_path / "out" / "predictions.jsonl")) == {"test_domain/flight", "test_task/to"}
+    assert metrics["num_examples"] == 2 and set(metrics["splits"]) == {"test_domain", "test_task"}
+    assert metrics["splits"]["test_domain"]["num_tasks"] == 1
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["config"]["extra"]["max_num_examples"] == 1
+    gold = main(["--data_dir", str(tmp_path / "data"), "--save_dir", str(tmp_path / "gold"), "--oracle", "gold",
+                 "--top_k", "6", "--ranker_kind", "bm25", "--max_num_examples", "1"])
+    assert set(_records(tmp_path / "gold" / "predictions.jsonl")) == {"test_domain/flight", "test_task/to"}
+    assert gold["num_examples"] == metrics["num_examples"]
+    metrics, _ = _run(serve, tmp_path, save="two", extra=["--max_num_examples", "2"])
+    assert metrics["num_examples"] == 3  # a split with fewer tasks than the cap gives all it has
+
+
 def test_killed_run_resumes_with_the_same_metrics(serve, tmp_path):
     _, planner = serve(step_planner())
     _, grounder = serve(step_grounder())

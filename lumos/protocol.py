@@ -226,7 +226,9 @@ class OriginalMathsProtocol(OriginalProtocol):
     ``Count``, ``SolveInequality`` and ``Code`` are offered to the grounder but the original runs
     nothing for them: the task's results are lost, as there. Values are kept as the original
     keeps them: a solved unknown is the text after ``=`` of WolframAlpha's ``x = 5`` (so ``' 5'``
-    in the iterative results table, stripped in the onetime one).
+    in the iterative results table, stripped in the onetime one); ``SolveEquation`` of a formula
+    without an unknown is WolframAlpha's plain value, kept whole (``R5 = SolveEquation(R2 + R4) = 110``
+    in the original's in-context examples).
     """
 
     EXECUTED = ("", "Calculator", "SetEquation", "SolveEquation", "Define")
@@ -261,8 +263,15 @@ class OriginalMathsProtocol(OriginalProtocol):
         if failure is not None:
             raise StepFailed(failure)
 
-    def _value(self, tool: str, value: str) -> str:
-        return f" {value}" if tool == "SolveEquation" else value
+    def _value(self, call: ToolCall, value: str, results: dict[str, str]) -> str:
+        """A value as the original keeps it: the text after the first ``=`` of WolframAlpha's answer."""
+        if call.tool != "SolveEquation":
+            return value
+        try:
+            query = original_substitute(call.args, results)  # what the original sends after ``Solve ``
+        except KeyError:
+            query = call.args
+        return f" {value}" if _HAS_UNKNOWN.search(query) else value  # ``x = 5`` -> `` 5``; ``110`` stays
 
     def _run(self, call: ToolCall, toolbox: Toolbox, variables: dict[str, str],
              results: dict[str, str]) -> list[str] | None:
@@ -286,7 +295,7 @@ class OriginalMathsProtocol(OriginalProtocol):
         run_call(call, toolbox, variables)
         if call.error is not None:
             return None
-        values = [self._value(call.tool, value) for value in _split_values(call)]
+        values = [self._value(call, value, results) for value in _split_values(call)]
         if len(values) < len(call.outputs):
             call.error = f"{len(values)} value(s) for {len(call.outputs)} result variable(s)"
             return None
@@ -295,6 +304,8 @@ class OriginalMathsProtocol(OriginalProtocol):
 
 _ORIGINAL_VARIABLE = ORIGINAL_VARIABLE
 _ORIGINAL_FUNCTION = re.compile(r"R[0-9]+\(")
+# an equation or a letter: WolframAlpha's ``Solve`` answers ``x = ...`` (else the formula's plain value)
+_HAS_UNKNOWN = re.compile(r"[=A-Za-z]")
 
 
 def original_substitute(args: str, results: dict[str, str]) -> str:

@@ -15,7 +15,9 @@ from lumos.format import Action, parse_actions, variables_used
 from lumos.vocabulary import DomainVocabulary
 
 ToolFunction = Callable[[str, Mapping[str, str]], list[str]]
-MAX_ACTION_ARGS = 100_000  # characters of one action's argument text, checked before anything reads it
+# Characters of one action's argument text: the one bound on it, checked in Toolbox.execute before
+# any tool or pattern reads the text (the maths tools' patterns included).
+MAX_ACTION_ARGS = 10_000
 _SHOWN = 200  # characters of an argument quoted in an error message
 
 
@@ -88,7 +90,7 @@ class Toolbox:
                             f"available: {', '.join(self.tools)}")
         if len(action.args) > MAX_ACTION_ARGS:
             raise ToolError(f"{action.tool}(...): the argument has {len(action.args)} characters, "
-                            f"more than the limit {MAX_ACTION_ARGS}")
+                            f"more than the limit of {MAX_ACTION_ARGS} for an action's argument")
         try:
             used = self.variables_in(action)
         except ValueError as error:  # e.g. R<5000 digits>: more digits than int() reads

@@ -35,7 +35,6 @@ from lumos.tools.sandbox import run_code
 from lumos.tools.worker import SymbolicWorker
 from lumos.vocabulary import MATHS
 
-MAX_ARGUMENT = 10_000  # characters of one action's argument, checked before any pattern reads it
 MAX_CALL_DEPTH = 50  # R<n>(...) calls nested inside each other
 MAX_COUNT_ITEMS = 100_000
 
@@ -76,10 +75,9 @@ class MathsEngine:
         self.worker.close()
 
     def bounded(self, tool):
-        """``tool`` with its argument's size checked first and a deadline on its in-process work."""
+        """``tool`` with a deadline on its in-process work (the argument's size is ``Toolbox.execute``'s check)."""
         @functools.wraps(tool)
         def run(args: str, variables: Mapping[str, str]) -> list[str]:
-            _check_size(args)
             self._call.deadline = time.monotonic() + self.timeout
             try:
                 return tool(args, variables)
@@ -101,7 +99,6 @@ class MathsEngine:
     # ------------------------------------------------------------------ the tools
 
     def calculator(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        _check_size(args)
         sides = _top_level_equation(args)
         if sides is not None:
             return [" = ".join(self.evaluate(self.substitute(side, variables)) for side in sides)]  # both sides
@@ -112,11 +109,9 @@ class MathsEngine:
             return [f"{left} = {right}"]
 
     def set_equation(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        _check_size(args)
         return [", ".join(self._equation_text(part, variables) for part in _split_items(args))]
 
     def solve_equation(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        _check_size(args)
         parts: list[str] = []
         for part in _split_items(args):
             stored = variables.get(part.strip())
@@ -131,12 +126,10 @@ class MathsEngine:
         return [str(value) for value in self.worker.call("solve_equations", equations)]  # type: ignore[union-attr]
 
     def solve_inequality(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        _check_size(args)
         parts = [normalize_arithmetic(self.substitute(part, variables)) for part in _split_items(args)]
         return [str(self.worker.call("solve_inequality", parts))]
 
     def count(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        _check_size(args)
         text = _VARIABLE.sub(lambda m: _lookup(variables, m.group(0)), args).strip()
         text = _strip_brackets(text)
         if not text:
@@ -150,7 +143,6 @@ class MathsEngine:
         return [self._count_sequence(items, ellipsis)]
 
     def define(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        _check_size(args)
         text = _strip_brackets(self.substitute(args, variables)).strip()
         if not text:
             raise ToolError("nothing to define")
@@ -158,7 +150,6 @@ class MathsEngine:
         return [format_number(number) if number is not None else text]
 
     def code(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        _check_size(args)
         conditional = _IF_FORM.fullmatch(args)
         if conditional:
             parts = _split_items(conditional.group(1))
@@ -388,8 +379,3 @@ def _strip_brackets(text: str) -> str:
         if _split_top_level(inner, pairs[text[0]]) == [inner] and inner.count(text[0]) == inner.count(pairs[text[0]]):
             return inner.strip()
     return text
-
-
-def _check_size(args: str) -> None:
-    if len(args) > MAX_ARGUMENT:
-        raise ToolError(f"argument of {len(args)} characters is longer than the limit {MAX_ARGUMENT}")

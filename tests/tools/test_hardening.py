@@ -6,7 +6,7 @@ import time
 import pytest
 
 from lumos.format import parse_action
-from lumos.tools.base import ToolError
+from lumos.tools.base import MAX_ACTION_ARGS, ToolError
 from lumos.tools.engines.numbers import MAX_FORMULA, normalize_arithmetic
 
 
@@ -89,6 +89,8 @@ def test_toolbox_bounds_arguments_and_quotes_them_short(maths):
 
     with pytest.raises(ToolError, match="more than the limit"):
         maths.execute(Action(tool="Calculator", args="1+" * 60_000 + "1", outputs=("R1",)), {})
+    with pytest.raises(ToolError, match=rf"Count\(\.\.\.\): the argument has {MAX_ACTION_ARGS + 1} characters"):
+        maths.execute(Action(tool="Count", args="1" * (MAX_ACTION_ARGS + 1), outputs=("R1",)), {})
     with pytest.raises(ToolError, match=r"\.\.\. \(\d+ characters\)"):
         maths.execute(Action(tool="Calculator", args="R" + "7" * 5000 + " + 1", outputs=("R1",)), {})
 

@@ -42,7 +42,10 @@ _RATIO = re.compile(r"([+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*/\s*([+-]?(?:\d+(?:\.\d*)
 _MIXED = re.compile(r"([+-]?)(\d+)\s+(\d+)\s*/\s*(\d+)")
 
 
-MAX_FORMULA = 10_000  # characters of formula read at all; longer text is refused before any pattern runs
+# Characters of formula read at all; longer text is refused before any pattern runs. A formula is
+# an action's argument with earlier results substituted in (or a stored result), so it can be far
+# longer than the action's text that Toolbox.execute bounds: this is its own bound.
+MAX_FORMULA = 10_000
 
 
 class FormulaTooLong(ToolError, ValueError):

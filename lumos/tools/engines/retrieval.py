@@ -159,9 +159,11 @@ class _SentenceTransformersRanker:
 
 
 class CrossEncoderRanker(_SentenceTransformersRanker):
-    """A sentence-transformers cross-encoder scoring (query, text) pairs."""
+    """A sentence-transformers cross-encoder scoring (query, text) pairs, each pair cut at ``max_length``
+    tokens or at the model's own limit (its tokenizer's ``model_max_length``) when that is shorter
+    (``max_length=None``: the model's own limit only)."""
 
-    def __init__(self, model_name_or_path: str, device: str | None = None, max_length: int = 512,
+    def __init__(self, model_name_or_path: str, device: str | None = None, max_length: int | None = 512,
                  batch_size: int = 64):
         super().__init__(model_name_or_path, device, batch_size)
         self.max_length = max_length
@@ -169,7 +171,13 @@ class CrossEncoderRanker(_SentenceTransformersRanker):
     def _load(self):
         from sentence_transformers import CrossEncoder
 
-        return CrossEncoder(self.model_name_or_path, num_labels=1, max_length=self.max_length, device=self.device)
+        # CrossEncoder(max_length=...) would replace the model's own limit, and a pair longer than the
+        # model's position embeddings would then fail in the forward pass: lower the limit, never raise it.
+        model = CrossEncoder(self.model_name_or_path, num_labels=1, device=self.device)
+        own = model.tokenizer.model_max_length
+        if self.max_length is not None and (own is None or own > self.max_length):
+            model.tokenizer.model_max_length = self.max_length
+        return model
 
     def _score(self, query: str, texts: Sequence[str]) -> list[float]:
         predicted = self._model.predict([[query, text] for text in texts], batch_size=self.batch_size,
@@ -178,7 +186,9 @@ class CrossEncoderRanker(_SentenceTransformersRanker):
 
 
 class BiEncoderRanker(_SentenceTransformersRanker):
-    """A sentence-transformers bi-encoder: cosine similarity of query and text embeddings."""
+    """A sentence-transformers bi-encoder: cosine similarity of query and text embeddings, the query
+    encoded with the model's ``query`` prompt and the texts with its ``document`` prompt when the model
+    defines them (retrievers trained with prompts such as ``"query: "`` expect them)."""
 
     def _load(self):
         from sentence_transformers import SentenceTransformer
@@ -186,9 +196,11 @@ class BiEncoderRanker(_SentenceTransformersRanker):
         return SentenceTransformer(self.model_name_or_path, device=self.device)
 
     def _score(self, query: str, texts: Sequence[str]) -> list[float]:
-        embeddings = self._model.encode([query, *texts], batch_size=self.batch_size, convert_to_numpy=True,
-                                        normalize_embeddings=True, show_progress_bar=False)
-        return [float(score) for score in embeddings[1:] @ embeddings[0]]
+        options = dict(batch_size=self.batch_size, convert_to_numpy=True, normalize_embeddings=True,
+                       show_progress_bar=False)
+        query_embedding = self._model.encode_query([query], **options)[0]
+        embeddings = self._model.encode_document(list(texts), **options)
+        return [float(score) for score in embeddings @ query_embedding]
 
 
 def load_corpus(path: str | os.PathLike) -> list[Paragraph]:

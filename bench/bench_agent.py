@@ -7,21 +7,26 @@
     python bench/bench_agent.py --parts served ...               # only the served comparison
 
 Part ``hf`` (local transformers models, same questions, iterative formulation, same prompts,
-parsing and tools: ``lumos.agent``), three lines:
+parsing and tools: ``lumos.agent``), four lines:
 
 * **original shape**: what the released evaluation did each round: the module loaded from disk
   again, then every unfinished question generated in static batches of ``--eval_batch_size`` in
   input order (left-padded to the batch's longest prompt), each batch running until every row has
   stopped (rows that stopped earlier are still computed, as with its batch-level stop criterion);
-* **today without KV cache**: models loaded once, prompts sorted by length into sub-batches of
-  similar lengths, each row stopping on its own, whole conversations prefilled every round
+* **without KV cache**: models loaded once, prompts sorted by length into sub-batches of similar
+  lengths, each row stopping on its own, whole conversations prefilled every round
   (``HFGenerator(kv_cache_tokens=0)``);
-* **ours**: the same with key/value caches kept across rounds (``lumos.llm.kv_cache``): a round
-  prefills only the new turn; each call is one decoding loop with continuous batching (a row that
-  stops hands its slot to the next waiting prompt).
+* **ours batch by batch**: with the KV caches, but ``--eval_batch_size`` tasks at a time, each batch
+  running as long as its slowest task (how ``run_eval`` ran the agent before ``--active_tasks``);
+* **ours**: as ``run_eval`` runs it: key/value caches kept across rounds (``lumos.llm.kv_cache``: a
+  round prefills only the new turn), every task handed to the loop with at most ``--active_tasks``
+  in progress (a task that ends hands its place to the next), each call one decoding loop with
+  continuous batching in ``--slots`` rows (a row that stops hands its slot to the next prompt).
 
-``--slots`` sets the rows ours and today decode together (default ``--eval_batch_size``, the
-original's rows per batch: the same memory per pass); every line also prints its forward passes.
+``--slots`` sets the rows ours decodes together (default ``--eval_batch_size``, the original's rows
+per batch). Every line prints its work: forward passes, token rows computed (rows x new columns,
+padding included) and attention cells (token rows x key columns); the ratios of these between ours
+and the original shape bound the speed-up a CPU can show (see bench/README.md).
 
 ``--one_at_a_time`` adds the earlier baseline: one question at a time, the model reloaded every round.
 
@@ -133,12 +138,22 @@ def tiny_checkpoint(directory: Path, texts: list[str]) -> str:
     return str(build_tiny_checkpoint(corpus, directory, TinyModelConfig(vocab_size=1000)))
 
 
-PASSES = [0]
+PASSES = [0, 0, 0]  # forward passes, token rows computed (rows x new columns), attention cells (x key columns)
 
 
 def count_passes(model) -> None:
-    """Count forward passes of ``model`` (one per prefill or decoding step) in ``PASSES``."""
-    model.register_forward_pre_hook(lambda *_: PASSES.__setitem__(0, PASSES[0] + 1))
+    """Count in ``PASSES`` the forward passes of ``model`` (one per prefill or decoding step), the token rows
+    each computes (padding included) and its attention cells (token rows x key columns, masked ones included)."""
+
+    def count(_module, args, kwargs) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        mask = kwargs.get("attention_mask")
+        rows = ids.numel()
+        PASSES[0] += 1
+        PASSES[1] += rows
+        PASSES[2] += rows * (mask.shape[-1] if mask is not None else ids.shape[-1])
+
+    model.register_forward_pre_hook(count, with_kwargs=True)
 
 
 def trajectory(episode) -> tuple:
@@ -148,14 +163,26 @@ def trajectory(episode) -> tuple:
                   for s in episode.steps))
 
 
+WORK: dict[str, tuple[int, int, int]] = {}  # label -> PASSES of its run
+
+
 def timed(label: str, run) -> tuple[list, float]:
-    PASSES[0] = 0
+    PASSES[:] = [0, 0, 0]
     started = time.perf_counter()
     episodes = run()
     seconds = time.perf_counter() - started
-    passes = f"  {PASSES[0]:6,} forward passes" if PASSES[0] else ""
-    print(f"  {label:<58} {seconds:8.2f} s{passes}", flush=True)
+    WORK[label] = tuple(PASSES)
+    work = (f"  {PASSES[0]:6,} passes {PASSES[1]:8,} token rows {PASSES[2] / 1e6:7.1f}M attention cells"
+            if PASSES[0] else "")
+    print(f"  {label:<58} {seconds:8.2f} s{work}", flush=True)
     return episodes, seconds
+
+
+def work_bound(ours: str, baseline: str) -> str:
+    """How much less work ours does than ``baseline``, per kind: a run whose time is mostly one kind of
+    work cannot be faster than that kind's ratio (plus what it saves elsewhere, e.g. reloading)."""
+    a, b = WORK[ours], WORK[baseline]
+    return (f"passes {b[0] / a[0]:.2f}x, token rows {b[1] / a[1]:.2f}x, attention cells {b[2] / a[2]:.2f}x fewer")
 
 
 def agreement(a: Sequence, b: Sequence) -> str:
@@ -171,7 +198,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval_batch_size", type=int, default=16,
                         help="rows per batch, for the original shape's static batches and our sub-batches alike")
     parser.add_argument("--slots", type=int, default=None,
-                        help="rows ours and today decode together (default: --eval_batch_size)")
+                        help="rows ours decodes together (default: --eval_batch_size)")
+    parser.add_argument("--active_tasks", type=int, default=None,
+                        help="tasks ours keeps in progress, as run_eval's flag (default: 4 x --eval_batch_size)")
     parser.add_argument("--max_new_tokens", type=int, default=48)
     parser.add_argument("--max_steps", type=int, default=6)
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 avoids oversubscribing a shared box)")
@@ -211,28 +240,38 @@ def main(argv: list[str] | None = None) -> int:
                 planner, grounder = Recording(planner, table), Recording(grounder, table)
             return planner, grounder
 
-        def run_loaded(kv_cache_tokens: int | None, table: dict[str, str] | None = None):
+        active = args.active_tasks or 4 * args.eval_batch_size
+
+        def run_loaded(kv_cache_tokens: int | None, table: dict[str, str] | None = None, *, batch_by_batch=False):
             planner, grounder = loaded_once(kv_cache_tokens, table)
-            episodes = Agent(planner, grounder, toolbox, **options).run(tasks)
+            agent = Agent(planner, grounder, toolbox, **options)
+            if batch_by_batch:  # the runner until now: each batch of tasks runs to its slowest task's end
+                episodes = [e for k in range(0, len(tasks), args.eval_batch_size)
+                            for e in agent.run(tasks[k:k + args.eval_batch_size])]
+            else:  # the runner: every task, at most `active` in progress, a finished task's place taken at once
+                episodes = agent.run(tasks, active=active)
             usage = [planner.usage] if planner.usage is grounder.usage else [planner.usage, grounder.usage]
             return episodes, sum(u.prompt_tokens - u.cached_prompt_tokens for u in usage)
 
         Agent(*loaded_once(None), toolbox, **options).run(tasks[:4])  # warm-up (first passes of torch), untimed
         replies: dict[str, str] = {}
-        (ours, ours_prefill), ours_s = timed("ours (loaded once, KV caches kept across rounds)",
-                                             lambda: run_loaded(None, replies))
+        ours_label = f"ours (KV caches kept, {active} tasks in progress)"
+        (ours, ours_prefill), ours_s = timed(ours_label, lambda: run_loaded(None, replies))
         rounds = sum(len(e.steps) for e in ours)
         print(f"  rounds: {rounds} subgoals over {len(tasks)} questions; finished "
               f"{sum(e.status == 'finished' for e in ours)}, parse errors {sum(e.status == 'parse_error' for e in ours)}")
         if "hf" in parts:
-            (today, today_prefill), today_s = timed("today (loaded once, whole conversations prefilled)",
+            (batched, _), batched_s = timed(f"ours batch by batch ({args.eval_batch_size} tasks at a time)",
+                                            lambda: run_loaded(None, batch_by_batch=True))
+            (today, today_prefill), today_s = timed("without KV cache (whole conversations prefilled)",
                                                     lambda: run_loaded(0))
             original_planner = OriginalShapeGenerator(plan_path, args.eval_batch_size)
             original_grounder = OriginalShapeGenerator(ground_path, args.eval_batch_size)
+            original_label = f"original shape (reload per round, static batches of {args.eval_batch_size})"
             original, original_s = timed(
-                f"original shape (reload per round, static batches of {args.eval_batch_size})",
-                lambda: Agent(original_planner, original_grounder, toolbox, **options).run(tasks))
-            print(f"  same trajectories as ours: today {agreement(today, ours)}, original shape {agreement(original, ours)}")
+                original_label, lambda: Agent(original_planner, original_grounder, toolbox, **options).run(tasks))
+            print(f"  same trajectories as ours: batch by batch {agreement(batched, ours)}, without KV cache "
+                  f"{agreement(today, ours)}, original shape {agreement(original, ours)}")
             if args.one_at_a_time:
                 one_planner, one_grounder = ReloadingGenerator(plan_path), ReloadingGenerator(ground_path)
                 single_agent = Agent(one_planner, one_grounder, toolbox, **options)
@@ -241,9 +280,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  same trajectories as ours: one at a time {agreement(single, ours)}")
             print(f"  prefill tokens per question: today {today_prefill / len(tasks):,.0f}, "
                   f"ours {ours_prefill / len(tasks):,.0f} ({today_prefill / max(ours_prefill, 1):.1f}x fewer)")
-            print(f"  speed-up: ours vs original shape {original_s / ours_s:.1f}x; ours vs today "
-                  f"{today_s / ours_s:.2f}x" + (f"; ours vs one at a time {single_s / ours_s:.1f}x"
-                                                if args.one_at_a_time else ""))
+            print(f"  speed-up: ours vs original shape {original_s / ours_s:.2f}x; vs batch by batch "
+                  f"{batched_s / ours_s:.2f}x; vs without KV cache {today_s / ours_s:.2f}x"
+                  + (f"; vs one at a time {single_s / ours_s:.1f}x" if args.one_at_a_time else ""))
+            print(f"  work, ours vs original shape: {work_bound(ours_label, original_label)}")
         if "served" in parts:
             served_comparison(args, tasks, replies, ours, toolbox, options)
     return 0

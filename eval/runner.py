@@ -478,6 +478,8 @@ class _Modules:
                 qa = self.generator(self.config.qa_model) if self.config.qa_model else None
                 options = {"corpus": self.config.corpus, "qa_generator": qa, "wikipedia": self.config.wikipedia,
                            "retriever_model": self.config.retriever_model}
+            if self.config.prompt_style == "original":
+                options.update(spec.original_toolbox_options)  # the released evaluation's result forms
             self.toolbox = spec.make_toolbox(**options)
         return self.toolbox
 
@@ -616,7 +618,7 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
 
 
 # What a save_dir's predictions depend on: resuming under other values would mix results.
-# (Not: eval_batch_size, max_num_examples, judge, progress; the judge is asked again at every run.)
+# (Not: eval_batch_size, active_tasks, max_num_examples, judge, progress; the judge is asked again at every run.)
 SETTINGS = ("benchmark", "formulation", "prompt_style", "scoring", "model_name_or_path", "planner", "grounder",
             "qa_model", "corpus", "wikipedia", "retriever_model", "max_steps", "max_new_tokens", "data", "oracle")
 _NOT_SETTINGS_EXTRA = ("max_num_examples",)

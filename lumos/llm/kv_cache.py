@@ -279,6 +279,20 @@ def _stop_enders(tokenizer: Any, stop: Sequence[str]):
     return may_end
 
 
+def _length_groups(lengths: Sequence[int], *, waste: float = 0.25, least: int = 16) -> list[list[int]]:
+    """Positions of ``lengths`` in groups prefilled together: longest first, a new group once padding a
+    row to its group's longest would waste more than ``waste`` of it and at least ``least`` tokens (a
+    pass of a few short rows costs more than their padding)."""
+    groups: list[list[int]] = []
+    for k in sorted(range(len(lengths)), key=lambda k: -lengths[k]):
+        if groups and not (lengths[k] < (1 - waste) * lengths[groups[-1][0]]
+                           and lengths[groups[-1][0]] - lengths[k] >= least):
+            groups[-1].append(k)
+        else:
+            groups.append([k])
+    return groups
+
+
 def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop: list[str], max_new_tokens: int, *,
                     slots: int, pad_token_id: int, eos_token_id: int | None, store: PrefixCache | None,
                     hashes: list[list[int]] | None = None, order: Sequence[int] | None = None,
@@ -429,14 +443,24 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
                 stats.prefilled += sum(len(s) for s in suffixes)
                 stats.reused += sum(counts)
                 width_new = max(len(s) for s in suffixes)
-                if live and len(live) * (width_new - 1) > combine_tokens:
-                    # A long new turn: prefilled in a pass of its own rows, then merged (no padding for the others).
-                    keys, values, mask, position, tokens = _merge(
-                        *_compact(layer_keys, layer_values, mask), position, tokens,
-                        *prefill(admit, counts, suffixes, [], [], None, None, None))
-                    cache = _new_cache(keys, values, reserve=max_new_tokens)
-                    live = live + admit
-                    record(range(len(live) - len(admit), len(live)))
+                groups = _length_groups([len(s) for s in suffixes])
+                if (live and len(live) * (width_new - 1) > combine_tokens) or len(groups) > 1:
+                    # Long new turns: prefilled in passes of their own rows, each of similar lengths (little
+                    # padding), then merged with the running rows (which are not padded at all).
+                    if live:
+                        layer_keys, layer_values, mask = _compact(layer_keys, layer_values, mask)
+                    for group in groups:
+                        rows = [admit[i] for i in group]
+                        new = prefill(rows, [counts[i] for i in group], [suffixes[i] for i in group],
+                                      [], [], None, None, None)
+                        if live:
+                            layer_keys, layer_values, mask, position, tokens = _merge(
+                                layer_keys, layer_values, mask, position, tokens, *new)
+                        else:
+                            layer_keys, layer_values, mask, position, tokens = new
+                        live = live + rows
+                        record(range(len(live) - len(rows), len(live)))
+                    cache = _new_cache(layer_keys, layer_values, reserve=max_new_tokens)
                     continue
                 cache, mask, input_ids, positions = prefill(admit, counts, suffixes, layer_keys, layer_values, mask,
                                                             position, tokens, run=False)

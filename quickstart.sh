@@ -39,7 +39,7 @@ SECONDS=0
 step() { printf '\n== [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 step "1/6 generating $N_TRAIN maths word problems (GSM8K socratic format)"
-python3 -m lumos.convert.synthetic --n "$N_TRAIN" --seed 0 --split train --out "$RAW"
+python3 -m lumos.synthetic --n "$N_TRAIN" --seed 0 --split train --out "$RAW"
 head -n 1 "$RAW"
 
 step "2/6 converting by rules and verifying every action by execution"
@@ -77,12 +77,12 @@ wait "$plan_job" || { echo "quickstart: training the planning module failed" >&2
 wait "$ground_job" || { echo "quickstart: training the grounding module failed" >&2; exit 1; }
 
 step "5/6 evaluating the trained modules on $N_TEST held-out generated problems"
-python3 -m lumos.convert.synthetic --n "$N_TEST" --seed 1 --split test --out "$TEST"
+python3 -m lumos.synthetic --n "$N_TEST" --seed 1 --split test --out "$TEST"
 python3 -m eval.gsm.run_eval --data_dir "$(dirname "$TEST")" --model_name_or_path "$MODELS" \
     --formulation lumos_iterative --eval_batch_size 50 --save_dir "$SAVE"
 
 step "6/6 what went wrong"
-python3 -m lumos.convert.synthetic --diagnose "$SAVE/predictions.jsonl" --problems "$TEST"
+python3 -m lumos.synthetic --diagnose "$SAVE/predictions.jsonl" --problems "$TEST"
 printf '\nquickstart finished in %dm%02ds\n' $((SECONDS / 60)) $((SECONDS % 60))
 echo "predictions: $SAVE/predictions.jsonl"
 echo "metrics:     $SAVE/metrics.json"

@@ -25,7 +25,7 @@ def load(path: str | None, n: int) -> list[dict]:
     if path:
         with open(path, encoding="utf-8") as handle:
             return [json.loads(line) for line in handle if line.strip()][:n]
-    from lumos.convert.synthetic import generate_problems
+    from lumos.synthetic import generate_problems
 
     return generate_problems(n, seed=1, split="train")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lumos.convert.synthetic import generate_problems
+from lumos.synthetic import generate_problems
 from lumos.llm.hf_backend import HFGenerator
 from lumos.llm.kv_cache import BLOCK, PrefixCache
 

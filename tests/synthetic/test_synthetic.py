@@ -12,7 +12,7 @@ from fractions import Fraction
 
 import pytest
 
-from lumos.convert.synthetic import (
+from lumos.synthetic import (
     SPLITS,
     SyntheticError,
     assign_split,
@@ -186,7 +186,7 @@ def test_cli_writes_the_file_it_is_given(tmp_path, capsys):
 
 def test_cli_runs_as_a_module(tmp_path, repo_root):
     out = tmp_path / "train.jsonl"
-    subprocess.run([sys.executable, "-m", "lumos.convert.synthetic", "--n", "20", "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "lumos.synthetic", "--n", "20", "--out", str(out)],
                    check=True, cwd=repo_root, capture_output=True, timeout=60)
     lines = out.read_text(encoding="utf-8").splitlines()
     assert [json.loads(line) for line in lines] == generate_problems(20, seed=0, split="train")

@@ -1,6 +1,6 @@
 """Generated GSM8K-style maths word problems: the default data of a fresh clone.
 
-    python -m lumos.convert.synthetic --n 2000 --seed 0 --split train \\
+    python -m lumos.synthetic --n 2000 --seed 0 --split train \\
         --out data/train/maths/raw_data/synthetic_gsm_train.jsonl
 
 Records have the shape of GSM8K's *socratic* files, plus an ``id``::
@@ -8,11 +8,11 @@ Records have the shape of GSM8K's *socratic* files, plus an ``id``::
     {"id": "...", "question": "...", "answer": "Sub-question? ** Sentence 16 - 3 = <<16-3=13>>13 ...\\n#### 13"}
 
 Each problem chains 1 to 4 steps from the template language of
-:mod:`lumos.convert.synthetic_templates`; every step is one exact integer calculation.
+:mod:`lumos.synthetic.templates`; every step is one exact integer calculation.
 
 After an evaluation, the failures on such problems can be sorted by kind (the quickstart does)::
 
-    python -m lumos.convert.synthetic --diagnose results/synthetic/predictions.jsonl \\
+    python -m lumos.synthetic --diagnose results/synthetic/predictions.jsonl \\
         --problems data/eval/synthetic_gsm/test.jsonl
 
 Splits cannot leak: :func:`assign_split` decides, from the question text alone plus the
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from lumos.convert.synthetic_templates import (
+from lumos.synthetic.templates import (
     ALL_PEOPLE,
     ALL_TEMPLATES,
     CONTINUE,
@@ -252,7 +252,7 @@ def diagnosis(predictions: Sequence[dict], problems: Sequence[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lumos.convert.synthetic", description=__doc__.split("\n\n")[0],
+    parser = argparse.ArgumentParser(prog="python -m lumos.synthetic", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=2000, help="number of problems")
     parser.add_argument("--seed", type=int, default=0)
@@ -294,6 +294,3 @@ __all__ = [
     "failure_kind", "generate_problems", "gold_expressions", "is_held_out_chain", "is_held_out_name", "iter_problems",
     "main",
 ]
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -125,7 +125,7 @@ def questions(data: str | None, n: int) -> list[tuple[str, str]]:
         from eval.gsm.benchmark import load
 
         return [(e.id, e.question) for e in load(Path(data))[:n]]
-    from lumos.convert.synthetic import generate_problems
+    from lumos.synthetic import generate_problems
 
     return [(f"q{i}", p["question"]) for i, p in enumerate(generate_problems(n, seed=0, split="test"))]
 

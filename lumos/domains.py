@@ -51,6 +51,8 @@ class Domain:
     task has none. ``outputs_named_by_file``: conversion outputs are named after the input file.
     ``conversion_prompt``: the rules and in-context examples of the prompt that asks an LLM to convert
     a natural-language plan (a ``lumos.convert.llm_prompts.ConversionPrompt``), None where there is none.
+    ``original_toolbox_options``: options the toolbox factory gets under ``--prompt_style original``
+    so that tool results take the released evaluation's forms (maths: WolframAlpha's numbers).
     """
 
     name: str
@@ -69,6 +71,7 @@ class Domain:
     training: bool = True
     outputs_named_by_file: bool = False
     conversion_prompt: str | None = None
+    original_toolbox_options: tuple[tuple[str, Any], ...] = ()
 
     def make_toolbox(self, **options: object):
         """The domain's toolbox (``options`` go to its factory: a corpus, a QA model, an environment, ...)."""
@@ -103,6 +106,7 @@ MATHS_DOMAIN = Domain(
     name="maths", vocabulary=MATHS, toolbox_factory="lumos.tools.maths:maths_toolbox",
     baselines=("cot", "direct"), raw_records="maths_solutions",
     original_protocol="lumos.protocol:original_maths_protocol",
+    original_toolbox_options=(("number_style", "wolfram"),),
     outputs_named_by_file=True, conversion_prompt="lumos.convert.llm_prompts:MATHS_CONVERSION")
 COMPLEX_QA_DOMAIN = Domain(
     name="complex_qa", vocabulary=COMPLEX_QA, toolbox_factory="lumos.tools.qa:qa_toolbox",

@@ -13,6 +13,12 @@ Semantics follow the released Lumos evaluation (WolframAlpha there, sympy here):
   sequence written with ``...`` is counted by its step), ``Define`` its argument, ``Code`` the
   value of the code (or the function it defines).
 
+Numbers are written in one style for the whole toolbox (``number_style``, see
+``lumos.tools.engines.numbers``): ``plain`` (``0.6``, ``0.666667``) by default, ``wolfram`` as the
+original's WolframAlpha calls wrote them (``3/5``, ``2/3``; ``1.5`` for ``2 - 0.5``), which
+``--prompt_style original`` uses. Either way a stored result is substituted as its text, so an
+exact ``3/5`` stays exact: ``75 * R1`` is ``75 * (3/5)`` = ``45``.
+
 Plain arithmetic takes an exact, bounded in-process path (``lumos.tools.engines.arithmetic``); symbolic
 work goes to a confined sympy worker with a deadline (``lumos.tools.worker``); Python code goes
 to the sandbox (``lumos.tools.sandbox``). Nothing here evaluates model text in-process.
@@ -30,7 +36,8 @@ from typing import Mapping
 from lumos.format import VARIABLE, matching_paren, split_top_level
 from lumos.tools.engines.arithmetic import NotArithmetic, evaluate_arithmetic
 from lumos.tools.base import ToolError, Toolbox
-from lumos.tools.engines.numbers import format_number, normalize_arithmetic, parse_number
+from lumos.tools.engines.numbers import (NUMBER_STYLES, format_in_style, is_approximate, normalize_arithmetic,
+                                         parse_number)
 from lumos.tools.sandbox import run_code
 from lumos.tools.worker import SymbolicWorker
 from lumos.vocabulary import MATHS
@@ -43,18 +50,23 @@ _SINGLE_EQUALS = re.compile(r"(?<![<>=!])=(?!=)")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _INTEGER = re.compile(r"-?\d{1,4000}")
 _DECIMAL = re.compile(r"-?\d{0,400}\.\d{1,400}(?:[eE][+-]?\d{1,4})?|-?\d{1,400}[eE][+-]?\d{1,4}")
+_RATIO = re.compile(r"-?\d{1,400}/\d{1,400}")
 _FUNCTION_NAME = re.compile(r"def\s+([A-Za-z_]\w*)\s*\(")
 _IF_FORM = re.compile(r"\s*if\b\s*(.*)", re.IGNORECASE | re.DOTALL)
 _NUMERIC_TYPES = {"int", "float", "Fraction", "Decimal", "Integer", "Rational", "Float", "float64", "int64"}
+_EXACT_TYPES = {"int", "Fraction", "Integer", "Rational", "int64"}
 
 
 class _EquationInside(Exception):
     """An argument refers to a result that is an equation; the caller evaluates side by side."""
 
 
-def maths_toolbox(timeout: float = 1.0, memory_mb: int = 512) -> Toolbox:
-    """The maths domain's toolbox; every evaluation is bounded by ``timeout`` seconds and ``memory_mb``."""
-    engine = MathsEngine(timeout=timeout, memory_mb=memory_mb)
+def maths_toolbox(timeout: float = 1.0, memory_mb: int = 512, number_style: str = "plain") -> Toolbox:
+    """The maths domain's toolbox; every evaluation is bounded by ``timeout`` seconds and ``memory_mb``.
+
+    ``number_style``: how results write numbers, ``"plain"`` or ``"wolfram"`` (module docstring).
+    """
+    engine = MathsEngine(timeout=timeout, memory_mb=memory_mb, number_style=number_style)
     tools = {"Calculator": engine.calculator, "SetEquation": engine.set_equation,
              "SolveEquation": engine.solve_equation, "Count": engine.count,
              "SolveInequality": engine.solve_inequality, "Code": engine.code, "Define": engine.define}
@@ -65,9 +77,12 @@ def maths_toolbox(timeout: float = 1.0, memory_mb: int = 512) -> Toolbox:
 class MathsEngine:
     """The maths tools over one symbolic worker; each tool is ``(args, variables) -> values``."""
 
-    def __init__(self, timeout: float = 1.0, memory_mb: int = 512):
+    def __init__(self, timeout: float = 1.0, memory_mb: int = 512, number_style: str = "plain"):
+        if number_style not in NUMBER_STYLES:
+            raise ValueError(f"unknown number style {number_style!r}; known: {', '.join(NUMBER_STYLES)}")
         self.timeout = timeout
         self.memory_mb = memory_mb
+        self.number_style = number_style
         self.worker = SymbolicWorker(timeout=timeout, memory_mb=memory_mb)
         self._call = threading.local()  # .deadline: of the in-process work of this thread's tool call
 
@@ -90,6 +105,10 @@ class MathsEngine:
     @property
     def _deadline(self) -> float | None:
         return getattr(self._call, "deadline", None)
+
+    def format(self, value: Fraction | float, approximate: bool = False) -> str:
+        """``value`` in this toolbox's number style (``approximate``: it comes from a formula with a decimal)."""
+        return format_in_style(value, self.number_style, approximate)
 
     def _check_deadline(self) -> None:
         deadline = self._deadline
@@ -117,17 +136,22 @@ class MathsEngine:
             stored = variables.get(part.strip())
             # A stored system (``R1 = SetEquation(a = b, c = d)``) contributes each of its equations.
             parts.extend(_split_items(stored) if stored and _SINGLE_EQUALS.search(stored) else [part])
-        equations = [normalize_arithmetic(self._equation_text(part, variables)) for part in parts]
+        texts = [self._equation_text(part, variables) for part in parts]
+        approximate = any(is_approximate(text) for text in texts)
+        equations = [normalize_arithmetic(text) for text in texts]
         if len(equations) == 1 and not _SINGLE_EQUALS.search(equations[0]):
             try:
-                return [format_number(evaluate_arithmetic(equations[0]))]
+                return [self.format(evaluate_arithmetic(equations[0]), approximate)]
             except NotArithmetic:
                 pass
-        return [str(value) for value in self.worker.call("solve_equations", equations)]  # type: ignore[union-attr]
+        values = self.worker.call("solve_equations", equations, self.number_style, approximate)
+        return [str(value) for value in values]  # type: ignore[union-attr]
 
     def solve_inequality(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        parts = [normalize_arithmetic(self.substitute(part, variables)) for part in _split_items(args)]
-        return [str(self.worker.call("solve_inequality", parts))]
+        texts = [self.substitute(part, variables) for part in _split_items(args)]
+        approximate = any(is_approximate(text) for text in texts)
+        parts = [normalize_arithmetic(text) for text in texts]
+        return [str(self.worker.call("solve_inequality", parts, self.number_style, approximate))]
 
     def count(self, args: str, variables: Mapping[str, str]) -> list[str]:
         text = _VARIABLE.sub(lambda m: _lookup(variables, m.group(0)), args).strip()
@@ -147,7 +171,7 @@ class MathsEngine:
         if not text:
             raise ToolError("nothing to define")
         number = parse_number(text)
-        return [format_number(number) if number is not None else text]
+        return [self.format(number, is_approximate(text)) if number is not None else text]
 
     def code(self, args: str, variables: Mapping[str, str]) -> list[str]:
         conditional = _IF_FORM.fullmatch(args)
@@ -173,14 +197,15 @@ class MathsEngine:
     def evaluate(self, text: str) -> str:
         """Value of a substituted formula: exact fast path for arithmetic, the sympy worker otherwise."""
         normalized = normalize_arithmetic(text)
+        approximate = is_approximate(text)
         try:
-            return format_number(evaluate_arithmetic(normalized, self._deadline))
+            return self.format(evaluate_arithmetic(normalized, self._deadline), approximate)
         except NotArithmetic:
-            return str(self.worker.call("calculate", normalized))
+            return str(self.worker.call("calculate", normalized, self.number_style, approximate))
 
     def evaluate_symbolic(self, text: str) -> str:
         """Like :meth:`evaluate` but always through sympy (the baseline of ``bench/bench_tools.py``)."""
-        return str(self.worker.call("calculate", normalize_arithmetic(text)))
+        return str(self.worker.call("calculate", normalize_arithmetic(text), self.number_style, is_approximate(text)))
 
     def substitute(self, text: str, variables: Mapping[str, str], side: int | None = None, depth: int = 0) -> str:
         """Replace ``R<n>`` by its value in parentheses, applying ``R<n>(...)`` calls first.
@@ -224,13 +249,14 @@ class MathsEngine:
                          for k, arg in enumerate(_split_items(call_args) if call_args.strip() else [])}
             result = run_code(_function_program(name, value), expression=f"{name}({', '.join(arguments)})",
                               timeout=self.timeout, memory_mb=self.memory_mb, variables=arguments)
-            return _sandbox_value(result.value, result.value_type, result.stdout)
+            return self._sandbox_value(result.value, result.value_type, result.stdout)
         if _equation_sides(value) is not None:
             raise ToolError(f"{name} is an equation and cannot be called")
         if parse_number(value) is not None:
             return self.evaluate(f"({value}) * ({call_args})")  # "3(4)": a product, as written
         args = [normalize_arithmetic(arg) for arg in _split_items(call_args)]
-        return str(self.worker.call("apply", normalize_arithmetic(value), args))
+        approximate = is_approximate(value) or is_approximate(call_args)
+        return str(self.worker.call("apply", normalize_arithmetic(value), args, self.number_style, approximate))
 
     # ------------------------------------------------------------------ helpers
 
@@ -257,9 +283,9 @@ class MathsEngine:
             raise ToolError("the sequence does not advance (its first two terms are equal)")
         count = (Fraction(last) - Fraction(first)) / step + 1
         if count.denominator != 1 or count < 1:
-            raise ToolError(f"the last term {format_number(Fraction(last))} is not reached by steps of "
-                            f"{format_number(step)} from {format_number(Fraction(first))}")
-        return format_number(count)
+            raise ToolError(f"the last term {self.format(Fraction(last))} is not reached by steps of "
+                            f"{self.format(step)} from {self.format(Fraction(first))}")
+        return self.format(count)
 
     def _argument_value(self, text: str) -> str:
         try:
@@ -279,7 +305,19 @@ class MathsEngine:
                 bound[name] = _python_value(value)
         result = run_code("\n".join([*preamble, code]), timeout=self.timeout, memory_mb=self.memory_mb,
                           variables=bound)
-        return _sandbox_value(result.value, result.value_type, result.stdout)
+        return self._sandbox_value(result.value, result.value_type, result.stdout)
+
+    def _sandbox_value(self, value: str | None, value_type: str | None, stdout: str) -> str:
+        """The value of a ``Code`` action (its printed output when it has none); a number in this style."""
+        if value is None:
+            if not stdout.strip():
+                raise ToolError("the code produced no value and printed nothing")
+            return stdout.strip()
+        if value_type in _NUMERIC_TYPES:
+            number = parse_number(value)
+            if number is not None:
+                return self.format(number, approximate=value_type not in _EXACT_TYPES)
+        return value
 
 
 def _function_program(name: str, value: str) -> str:
@@ -291,28 +329,18 @@ def _function_program(name: str, value: str) -> str:
 
 
 def _python_value(value: str) -> object:
-    """A result as the value its text names: ``18`` an int, ``0.5`` a float, anything else the text itself."""
+    """A result as the value its text names: ``18`` an int, ``0.5`` and ``3/5`` floats, else the text itself."""
     text = value.strip()
     try:
         if _INTEGER.fullmatch(text):
             return int(text)
         if _DECIMAL.fullmatch(text):
             return float(text)
-    except ValueError:  # more digits than int() reads
+        if _RATIO.fullmatch(text):  # an exact result in the ``wolfram`` style
+            return float(Fraction(text))
+    except (ValueError, OverflowError, ZeroDivisionError):  # more digits than int() or float() reads
         pass
     return text
-
-
-def _sandbox_value(value: str | None, value_type: str | None, stdout: str) -> str:
-    if value is None:
-        if not stdout.strip():
-            raise ToolError("the code produced no value and printed nothing")
-        return stdout.strip()
-    if value_type in _NUMERIC_TYPES:
-        number = parse_number(value)
-        if number is not None:
-            return format_number(number)
-    return value
 
 
 def _lookup(variables: Mapping[str, str], name: str) -> str:

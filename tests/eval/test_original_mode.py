@@ -232,7 +232,7 @@ def _replay_original(subgoals, actions):
         return "; ".join(action for action, _ in actions[index - 1])
 
     planner, grounder = ScriptedGenerator(plan), ScriptedGenerator(ground)
-    with maths_toolbox() as toolbox:
+    with maths_toolbox(number_style="wolfram") as toolbox:  # as the runner builds it in original mode
         agent = Agent(planner, grounder, toolbox, domain="maths", protocol=OriginalMathsProtocol(16))
         [episode] = agent.run([("a", "An in-context example.")])
     assert episode.status == "finished"
@@ -244,10 +244,7 @@ def _replay_original(subgoals, actions):
     "R1 = Calculator(15 / 25%)",  # 60, 1 - 25% = 0.75, 60 * 0.75 = 45
     "R1 = Calculator(28 * 1/7)",
     "R1 = Calculator(8 * 18)",
-    pytest.param("R1 = Calculator(1 - 2/5)", marks=pytest.mark.xfail(
-        strict=True, reason="the maths tools write 1 - 2/5 as 0.6 and 1 - 1/3 as 0.666667 (then 75 * R3 = "
-                            "50.000025), not WolframAlpha's 3/5, 2/3, 50; the number form is the maths "
-                            "toolbox's (lumos/tools/maths.py, lumos/tools/engines/numbers.py)")),
+    "R1 = Calculator(1 - 2/5)",  # 3/5, 100 * 3/5 = 60, 2/3, 75 * 2/3 = 50 (not 0.666667 and 50.000025)
 ])
 def test_wolframalpha_result_forms_of_the_originals_incontext_examples(shared_data, first_action):
     subgoals, actions = _incontext_example(shared_data, first_action)
@@ -270,3 +267,25 @@ def test_solve_equation_without_an_unknown_keeps_the_plain_value():
                                   [[("R1 = Calculator(100 * 3)", "300"), ("R2 = SolveEquation(R1 + 50)", "350")],
                                    [("R3 = SolveEquation(2 * w = R2)", " 175")]])
     assert results == {"R1": "300", "R2": "350", "R3": " 175"}
+
+
+@pytest.mark.parametrize("style,results", [("original", ["2/3", "50"]), ("tulu", ["0.666667", "50.000025"])])
+def test_the_runner_writes_wolframalphas_numbers_in_original_style(tmp_path, style, results):
+    """Under ``--prompt_style original`` the maths toolbox writes numbers as WolframAlpha did (``2/3``,
+    exact through ``R1``: ``75 * R1`` = ``50``); the default style keeps the plain decimals."""
+    data = tmp_path / "svamp"
+    data.mkdir()
+    (data / "test.json").write_text(json.dumps([{"ID": "c1", "Body": "Ralph missed 1/3 of 75 balls.",
+                                                 "Question": "How many did he hit?", "Answer": 50.0}]))
+    rules = {"p": [(r"None\.\n<\|assistant\|>\n\Z", "Subgoal 1: Calculate the balls he hit."),
+                   (r"Subgoal 1 is [\d.]+\. Should", "Yes, I will stop planning.")],
+             "g": [("", "R1 = Calculator(1 - 1/3); R2 = Calculator(75 * R1)")]}
+    for name, script in rules.items():
+        (tmp_path / f"{name}.json").write_text(json.dumps({"rules": [list(rule) for rule in script]}))
+    config = parse_config(SVAMP, ["--data_dir", str(data), "--save_dir", str(tmp_path / "out"),
+                                  "--planner", f"scripted:{tmp_path / 'p.json'}",
+                                  "--grounder", f"scripted:{tmp_path / 'g.json'}", "--prompt_style", style])
+    evaluate(config, SVAMP)
+    [record] = [json.loads(line) for line in (tmp_path / "out" / "predictions.jsonl").read_text().splitlines()]
+    assert [call["result"] for call in record["steps"][0]["calls"]] == results
+    assert record["status"] == "finished"

@@ -2,9 +2,10 @@
 
 ``parse_number`` reads one number, ``same_number`` compares two (allowing for the rounding a
 written claim carries: ``0.33`` stands for 1/3), ``format_number`` prints a result the way a
-person writes it, and ``normalize_arithmetic`` rewrites human notation inside a formula into
-Python/sympy operators. Standard library only (and ``ToolError``). Every input is bounded in
-length before any regular expression reads it, and no pattern rescans a run of digits.
+person writes it (``format_wolfram`` as WolframAlpha writes it, ``format_in_style`` either, by
+name: :data:`NUMBER_STYLES`), and ``normalize_arithmetic`` rewrites human notation inside a
+formula into Python/sympy operators. Standard library only (and ``ToolError``). Every input is
+bounded in length before any regular expression reads it, and no pattern rescans a run of digits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from lumos.tools.base import ToolError
 
 # Decimal places kept when printing a non-integer (significant places below 1).
 DISPLAY_PLACES = 6
+# Significant digits of an approximate value in the ``wolfram`` style.
+WOLFRAM_DIGITS = 6
+# How results are written: ``plain`` (``format_number``) or ``wolfram`` (``format_wolfram``).
+NUMBER_STYLES = ("plain", "wolfram")
 # Beyond this decimal exponent a written number is read as a float, not an exact Fraction.
 _MAX_EXACT_EXPONENT = 400
 
@@ -132,25 +137,84 @@ def _parse_unsigned_forms(s: str) -> Fraction | float | None:
 
 def format_number(value: Fraction | int | float) -> str:
     """``18`` not ``18.0``; ``0.2``; ``1/3`` -> ``0.333333`` (6 places, 6 significant ones below 1)."""
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ValueError(f"not a finite number: {value}")
-        value = Fraction(value)
-    value = Fraction(value)
+    value = _exact(value)
     if value.denominator == 1:
         return str(value.numerator)
+    places = DISPLAY_PLACES
+    if abs(value) < 1:
+        places += _zeros_after_point(value)  # so tiny values keep significant digits
+    return _decimal(value, places)
+
+
+def format_wolfram(value: Fraction | int | float, approximate: bool = False) -> str:
+    """A result as WolframAlpha writes it: ``18``; exact ``3/5``, ``-7/2``; approximate ``0.75``, ``14.3571``.
+
+    An integer is its digits. An exact non-integer is a reduced fraction with the sign in front
+    (``1 - 2/5`` -> ``3/5``), as the results of the original's in-context maths examples show
+    (``3/5``, ``2/3``, ``123/40``, ``-9/8``). An ``approximate`` value (from a formula with a
+    decimal point or a percentage: ``2 - 0.5`` -> ``1.5``, ``1 - 25%`` -> ``0.75``), or a float,
+    is a decimal with :data:`WOLFRAM_DIGITS` significant digits, trailing zeros dropped
+    (``0.833333``, ``14.3571``). The number of digits is inferred from WolframAlpha's display, not
+    read from a reference file; integer digits are never dropped (no ``×10^n`` notation), so
+    ``1234567.5`` is ``1234568``.
+    """
+    exact = isinstance(value, (int, Fraction)) and not approximate
+    value = _exact(value)
+    if value.denominator == 1:
+        return str(value.numerator)
+    if exact:
+        return f"{'-' if value < 0 else ''}{abs(value.numerator)}/{value.denominator}"
+    whole_digits = len(str(abs(value.numerator) // value.denominator))
+    if abs(value) < 1:
+        places = WOLFRAM_DIGITS + _zeros_after_point(value)
+    else:
+        places = max(WOLFRAM_DIGITS - whole_digits, 0)
+    return _decimal(value, places)
+
+
+def format_in_style(value: Fraction | int | float, style: str = "plain", approximate: bool = False) -> str:
+    """``value`` written in the number style ``style`` (:data:`NUMBER_STYLES`); ``approximate``: see
+    :func:`format_wolfram` (the ``plain`` style writes every non-integer as a decimal anyway)."""
+    if style == "plain":
+        return format_number(value)
+    if style == "wolfram":
+        return format_wolfram(value, approximate)
+    raise ValueError(f"unknown number style {style!r}; known: {', '.join(NUMBER_STYLES)}")
+
+
+_APPROXIMATE = re.compile(r"\d\.|\.\d|%")
+
+
+def is_approximate(formula: str) -> bool:
+    """Whether a formula (earlier results substituted in) has a decimal point or a percentage:
+    WolframAlpha answers such a formula with a decimal (``2 - 0.5`` -> ``1.5``, not ``3/2``)."""
+    return bool(_APPROXIMATE.search(formula))
+
+
+def _exact(value: Fraction | int | float) -> Fraction:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"not a finite number: {value}")
+    return Fraction(value)
+
+
+def _zeros_after_point(value: Fraction) -> int:
+    """Zeros between the point and the first significant digit of ``0 < |value| < 1`` (0.003 -> 2)."""
+    numerator, denominator = abs(value.numerator), value.denominator
+    zeros = len(str(denominator)) - len(str(numerator))
+    if numerator * 10 ** zeros >= denominator:
+        zeros -= 1
+    return max(zeros, 0)
+
+
+def _decimal(value: Fraction, places: int) -> str:
+    """``value`` rounded half up to ``places`` decimal places, trailing zeros (and a bare point) dropped."""
     sign = "-" if value < 0 else ""
     numerator, denominator = abs(value.numerator), value.denominator
-    places = DISPLAY_PLACES
-    if numerator < denominator:
-        # Leading zeros after the point, so tiny values keep significant digits.
-        zeros = len(str(denominator)) - len(str(numerator))
-        if numerator * 10 ** zeros >= denominator:
-            zeros -= 1
-        places += max(zeros, 0)
     scaled, remainder = divmod(numerator * 10 ** places, denominator)
     if 2 * remainder >= denominator:  # round half up, as people do
         scaled += 1
+    if places == 0:
+        return "0" if scaled == 0 else sign + str(scaled)
     digits = str(scaled).rjust(places + 1, "0")
     whole, fraction = digits[:-places], digits[-places:].rstrip("0")
     text = f"{whole}.{fraction}" if fraction else whole

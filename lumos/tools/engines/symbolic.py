@@ -1,22 +1,25 @@
 """Symbolic maths on sympy: what the worker process runs for Calculator, SolveEquation, SolveInequality.
 
 These functions take formula text (already normalised by ``numbers.normalize_arithmetic``) and
-return result text. They are run only inside the confined worker (``lumos.tools.worker``),
-because ``sympy.parse_expr`` evaluates its input: the text is first checked against a closed
-alphabet and parsed with a namespace of a few maths functions and no builtins.
+return result text, numbers written in the style the caller names (``numbers.NUMBER_STYLES``;
+``approximate``: the formula had a decimal point or a percentage, see ``numbers.format_wolfram``).
+They are run only inside the confined worker (``lumos.tools.worker``), because
+``sympy.parse_expr`` evaluates its input: the text is first checked against a closed alphabet and
+parsed with a namespace of a few maths functions and no builtins.
 """
 
 from __future__ import annotations
 
 import re
 from fractions import Fraction
+from typing import Callable
 
 import sympy
 from sympy.parsing.sympy_parser import (TokenError, _token_splittable, convert_xor, function_exponentiation,
                                         implicit_application, implicit_multiplication, parse_expr, rationalize,
                                         split_symbols_custom, standard_transformations)
 
-from lumos.tools.engines.numbers import format_number
+from lumos.tools.engines.numbers import format_in_style
 
 # rationalize: decimals are read exactly (0.1 is 1/10), as the fast path reads them.
 # Implicit multiplication as sympy's implicit_multiplication_application does it, except that a name
@@ -75,27 +78,32 @@ def _check_finite(expr: sympy.Basic, text: str) -> None:
         raise SymbolicError(f"the value of {text!r} is not finite")
 
 
-def render(expr: sympy.Basic) -> str:
-    """A value as a person writes it: ``18``, ``0.2``, ``1.414214``; symbolic ones as sympy prints them."""
+def render(expr: sympy.Basic, style: str = "plain", approximate: bool = False) -> str:
+    """A value as a person writes it: ``18``, ``0.2``, ``1.414214``; symbolic ones as sympy prints them.
+
+    In the ``wolfram`` style a rational value is ``3/5`` unless ``approximate``; an irrational one is
+    always a decimal.
+    """
     _check_finite(expr, str(expr))
     if isinstance(expr, sympy.Rational):
-        return format_number(Fraction(int(expr.p), int(expr.q)))
+        return format_in_style(Fraction(int(expr.p), int(expr.q)), style, approximate)
     if expr.is_number:
         if expr.is_real is False or (expr.is_real is None and sympy.im(expr.evalf()) != 0):
             real, imaginary = (sympy.nsimplify(part.evalf(15)) for part in expr.as_real_imag())
-            return f"{render(real)} + {render(imaginary)}*I" if imaginary else render(real)
+            real_text, imaginary_text = (render(part, style, approximate) for part in (real, imaginary))
+            return f"{real_text} + {imaginary_text}*I" if imaginary else real_text
         value = expr.evalf(30)
         if value.is_infinite or value is sympy.nan:
             raise SymbolicError(f"the value {expr} is not finite")
-        return format_number(Fraction(str(sympy.Float(value, 30))))
+        return format_in_style(Fraction(str(sympy.Float(value, 30))), style, approximate=True)
     return str(expr)
 
 
-def calculate(text: str) -> str:
-    return calculate_expr(parse(text))
+def calculate(text: str, style: str = "plain", approximate: bool = False) -> str:
+    return calculate_expr(parse(text), style, approximate)
 
 
-def apply(function_text: str, args: list[str]) -> str:
+def apply(function_text: str, args: list[str], style: str = "plain", approximate: bool = False) -> str:
     """Use a result as a function: its free symbols, in name order, take the arguments.
 
     ``apply("x - 7*y", ["-9/8", "-3/5"])`` -> ``3.075``; ``name=value`` arguments bind by name.
@@ -117,12 +125,12 @@ def apply(function_text: str, args: list[str]) -> str:
         raise SymbolicError(f"{function_text!r} takes {len(free)} value(s) "
                             f"({', '.join(s.name for s in free)}), got {len(positional)}")
     keyword.update(zip(free, positional))
-    return calculate_expr(expr.subs(keyword))
+    return calculate_expr(expr.subs(keyword), style, approximate)
 
 
-def calculate_expr(expr: sympy.Basic) -> str:
+def calculate_expr(expr: sympy.Basic, style: str = "plain", approximate: bool = False) -> str:
     # Numbers are already evaluated by sympy's arithmetic; render() takes care of irrational ones.
-    return render(sympy.expand(expr)) if expr.free_symbols else render(expr)
+    return render(sympy.expand(expr) if expr.free_symbols else expr, style, approximate)
 
 
 def _equation(text: str) -> sympy.Basic:
@@ -134,7 +142,7 @@ def _equation(text: str) -> sympy.Basic:
     return sympy.Eq(parse(sides[0]), 0, evaluate=False)
 
 
-def solve_equations(equations: list[str]) -> list[str]:
+def solve_equations(equations: list[str], style: str = "plain", approximate: bool = False) -> list[str]:
     """Solve for every unknown (in name order); an equation without '=' means ``expr = 0``.
 
     Text without unknowns is just calculated (``SolveEquation(R2 + R4)``). One unknown with
@@ -145,7 +153,7 @@ def solve_equations(equations: list[str]) -> list[str]:
     if len(equations) == 1 and "=" not in equations[0]:
         expr = parse(equations[0])
         if not expr.free_symbols:
-            return [calculate_expr(expr)]
+            return [calculate_expr(expr, style, approximate)]
     system = [_equation(text) for text in equations]
     symbols = sorted(set().union(*(eq.free_symbols for eq in system)), key=lambda s: s.name)
     if not symbols:
@@ -158,16 +166,16 @@ def solve_equations(equations: list[str]) -> list[str]:
         roots = [s[symbols[0]] for s in real if symbols[0] in s]
         positive = [r for r in roots if r.is_positive]
         chosen = positive if len(positive) == 1 else roots
-        return [render(r) for r in chosen]
+        return [render(r, style, approximate) for r in chosen]
     positive_sets = [s for s in real if all(v.is_positive for v in s.values())]
     solution = positive_sets[0] if len(positive_sets) == 1 else real[0]
     missing = [s.name for s in symbols if s not in solution]
     if missing:
         raise SymbolicError(f"the equations do not determine {', '.join(missing)}")
-    return [render(solution[s]) for s in symbols]
+    return [render(solution[s], style, approximate) for s in symbols]
 
 
-def solve_inequality(inequalities: list[str]) -> str:
+def solve_inequality(inequalities: list[str], style: str = "plain", approximate: bool = False) -> str:
     """``2x + 3 > 7`` -> ``x > 2``; several inequalities are solved together."""
     relations = []
     for text in inequalities:
@@ -184,24 +192,25 @@ def solve_inequality(inequalities: list[str]) -> str:
         return "all real numbers"
     if solution is sympy.false:
         raise SymbolicError("the inequality has no solution")
-    return _render_condition(solution, x)
+    return _render_condition(solution, x, lambda value: render(value, style, approximate))
 
 
-def _render_condition(condition: sympy.Basic, x: sympy.Symbol) -> str:
+def _render_condition(condition: sympy.Basic, x: sympy.Symbol, write: Callable[[sympy.Basic], str]) -> str:
     if isinstance(condition, sympy.Or):
-        return " or ".join(_render_condition(arg, x) for arg in condition.args)
+        return " or ".join(_render_condition(arg, x, write) for arg in condition.args)
     if isinstance(condition, sympy.And):
         parts = [arg for arg in condition.args if not _is_infinite_bound(arg)]
         lows = [p for p in parts if isinstance(p, sympy.core.relational.Relational) and p.rhs == x]
         highs = [p for p in parts if isinstance(p, sympy.core.relational.Relational) and p.lhs == x]
         if len(parts) == 2 and len(lows) == 1 and len(highs) == 1:
             low, high = lows[0], highs[0]
-            return f"{render(low.lhs)} {low.rel_op} {x} {high.rel_op} {render(high.rhs)}"
-        return " and ".join(_render_condition(p, x) for p in parts)
+            return f"{write(low.lhs)} {low.rel_op} {x} {high.rel_op} {write(high.rhs)}"
+        return " and ".join(_render_condition(p, x, write) for p in parts)
     if isinstance(condition, sympy.core.relational.Relational):
         if condition.rhs == x and condition.lhs != x:
             condition = condition.reversed
-        return f"{condition.lhs} {condition.rel_op} {render(condition.rhs) if condition.rhs.is_number else condition.rhs}"
+        bound = write(condition.rhs) if condition.rhs.is_number else condition.rhs
+        return f"{condition.lhs} {condition.rel_op} {bound}"
     return str(condition)
 
 

@@ -330,6 +330,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
         return [""] * count, stats
 
     may_end_stop = _stop_enders(tokenizer, stop)
+    sdpa = getattr(getattr(model, "config", None), "_attn_implementation", None) == "sdpa"
     live: list[int] = []  # batch row -> input row
     cache = mask = position = tokens = None
 
@@ -475,7 +476,10 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
                         column[b] = 0
                 input_ids, mask, position = feed[:, None], torch.cat([mask, column], dim=1), position + 1
                 positions = position
-            output = model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True,
+            # A decoding pass's mask for SDPA, given in the 4D boolean form the model would build from it
+            # (each row attends to its own real columns), spares the model building it on every pass.
+            attention = mask[:, None, None, :].bool() if sdpa and input_ids.shape[1] == 1 else mask
+            output = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, use_cache=True,
                            logits_to_keep=1, **{keyword: cache})
             tokens = output.logits[:, -1, :].argmax(-1)
             record(range(len(live)))

@@ -35,3 +35,23 @@ def test_mixed_lengths_give_the_same_outputs_with_less_padding(tiny_model):
     # three prefill passes, each padded only within its own group
     assert sum(prefill_passes) < 0.6 * len(encoded) * max(len(ids) for ids in encoded)
     assert sum(prefill_passes) >= sum(len(ids) for ids in encoded)
+
+
+def test_decoding_passes_give_the_same_outputs_under_sdpa_and_eager_attention(tiny_model):
+    """Under SDPA a decoding pass gets its mask in 4D boolean form (built once by the loop); eager attention
+    adds its mask to the scores and gets the 2D one: both give the outputs of one prompt at a time."""
+    import copy
+
+    model, tokenizer = tiny_model
+    prompts = [f"<|user|>\nTask {i}: " + "the lazy dog " * (1 + 5 * (i % 4)) + "\n<|assistant|>\n" for i in range(6)]
+    encoded = [tokenizer(p)["input_ids"] for p in prompts]
+    for implementation in ("sdpa", "eager"):
+        variant = copy.deepcopy(model)
+        variant.set_attn_implementation(implementation)
+        assert variant.config._attn_implementation == implementation
+        expected = HFGenerator(variant, tokenizer, batch_size=1, kv_cache_tokens=0).generate(
+            prompts, stop=["\n"], max_new_tokens=10)
+        texts, _ = greedy_generate(variant, tokenizer, encoded, ["\n"], 10, slots=3,
+                                   pad_token_id=tokenizer.pad_token_id or 0, eos_token_id=tokenizer.eos_token_id,
+                                   store=None)
+        assert texts == expected, implementation

@@ -51,7 +51,8 @@ def flags() -> argparse.ArgumentParser:
     group = parser.add_argument_group("InterCode-SQL")
     group.add_argument("--db_url", default=None,
                        help="a running server holding the databases, mysql://user[:password]@host[:port]"
-                            "[/?unix_socket=PATH] (give a read-only account); default: start a private MariaDB")
+                            "[/?unix_socket=PATH] (give a read-only account; each task in progress holds a connection, up "
+                            "to --active_tasks); default: start a private MariaDB")
     group.add_argument("--db_dump", default=None,
                        help=f"SQL dump loaded into the private server (default: {DUMP_FILE} beside the data)")
     return parser

@@ -284,6 +284,9 @@ def server_binary() -> str:
     return _binary("mariadbd", "mysqld")
 
 
+MAX_CONNECTIONS = 1000  # the private server's; each task in progress holds one connection
+
+
 class MariaDBServer:
     """A MariaDB server of our own: a fresh data folder and a socket in a temporary folder, no TCP.
 
@@ -331,7 +334,9 @@ class MariaDBServer:
         self.process = subprocess.Popen(
             [server, "--no-defaults", f"--datadir={data}", f"--socket={self.socket}", "--skip-networking",
              f"--pid-file={self.folder / 'mysqld.pid'}", f"--log-error={log}", "--skip-log-bin",
-             "--lower-case-table-names=1", "--innodb-stats-auto-recalc=0", *user],
+             "--lower-case-table-names=1", "--innodb-stats-auto-recalc=0",
+             # one connection per task in progress (run_eval's --active_tasks), beyond the default 151
+             f"--max-connections={MAX_CONNECTIONS}", *user],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + self.start_seconds
         while not self._answers(client):

@@ -113,6 +113,17 @@ def test_bad_sql_is_an_observation_and_nothing_changes_the_data(mariadb):
     other.close()
 
 
+def test_the_private_server_takes_a_connection_per_task_in_progress(mariadb):
+    """run_eval keeps --active_tasks tasks in progress (64 by default, 200 for --eval_batch_size 50), each
+    with its own connection: more than MariaDB's default limit of 151 must be served."""
+    boxes = [sql_toolbox(mariadb.url, "shop") for _ in range(200)]
+    try:
+        assert all(box.tools["SQL"]("SELECT count(*) FROM products", {}) == ["[(4,)]"] for box in boxes)
+    finally:
+        for box in boxes:
+            box.close()
+
+
 def test_the_server_refuses_a_missing_binary_in_one_line(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     monkeypatch.setattr("lumos.tools.sql.Path.exists", lambda self: False)

@@ -36,8 +36,8 @@ from typing import Mapping
 from lumos.format import VARIABLE, matching_paren, split_top_level
 from lumos.tools.engines.arithmetic import NotArithmetic, evaluate_arithmetic
 from lumos.tools.base import ToolError, Toolbox
-from lumos.tools.engines.numbers import (NUMBER_STYLES, format_in_style, is_approximate, normalize_arithmetic,
-                                         parse_number)
+from lumos.tools.engines.numbers import (MAX_FORMULA, NUMBER_STYLES, FormulaTooLong, format_in_style,
+                                         is_approximate, normalize_arithmetic, parse_number)
 from lumos.tools.sandbox import run_code
 from lumos.tools.worker import SymbolicWorker
 from lumos.vocabulary import MATHS
@@ -211,21 +211,27 @@ class MathsEngine:
         """Replace ``R<n>`` by its value in parentheses, applying ``R<n>(...)`` calls first.
 
         A result that is an equation is replaced by its left (``side=0``) or right (``side=1``)
-        side; with ``side=None`` meeting one raises :class:`_EquationInside`.
+        side; with ``side=None`` meeting one raises :class:`_EquationInside`. The text is measured
+        as it is built: :class:`FormulaTooLong` as soon as it would pass ``MAX_FORMULA``.
         """
         if depth > MAX_CALL_DEPTH:
             raise ToolError(f"results are called inside each other more than {MAX_CALL_DEPTH} levels deep")
         out: list[str] = []
+        size = 0  # characters in ``out``
         pos = 0
         while (match := _VARIABLE.search(text, pos)) is not None:
             self._check_deadline()
             out.append(text[pos:match.start()])
+            size += match.start() - pos
             name = match.group(0)
             value = _lookup(variables, name)
             if text.startswith("(", match.end()):
                 close = _matching_paren(text, match.end())
                 call_args = self.substitute(text[match.end() + 1:close], variables, side, depth + 1)
                 out.append(f"({self.apply(name, value, call_args)})")
+                size += len(out[-1])
+                if size > MAX_FORMULA:
+                    raise _too_long()
                 pos = close + 1
                 continue
             if _is_function(value):
@@ -235,8 +241,11 @@ class MathsEngine:
                 if side is None:
                     raise _EquationInside(name)
                 value = sides[side]
+            if size + len(value) > MAX_FORMULA:
+                raise _too_long()
             value = value.strip()
             out.append(value if _BARE_NUMBER.fullmatch(value) else f"({value})")
+            size += len(out[-1])
             pos = match.end()
         out.append(text[pos:])
         return "".join(out)
@@ -318,6 +327,10 @@ class MathsEngine:
             if number is not None:
                 return self.format(number, approximate=value_type not in _EXACT_TYPES)
         return value
+
+
+def _too_long() -> FormulaTooLong:
+    return FormulaTooLong(f"the formula is longer than the limit {MAX_FORMULA} once the results are substituted")
 
 
 def _function_program(name: str, value: str) -> str:

@@ -43,6 +43,15 @@ def test_overlong_formulas_are_refused_before_any_pattern_runs():
     assert time.monotonic() - start < 0.05
 
 
+@pytest.mark.parametrize("value", ["9" * 9_000, "x" * 9_000])
+def test_substitution_is_measured_as_it_is_built(maths, value):
+    """``R1 + R1 + ...`` of a long ``R1`` is refused as soon as the substituted text passes the limit."""
+    start = time.monotonic()
+    with pytest.raises(ToolError, match=f"longer than the limit {MAX_FORMULA} once the results are substituted"):
+        run(maths, ["R2 = Calculator(" + " + ".join(["R1"] * 2000) + ")"], {"R1": value})
+    assert time.monotonic() - start < 0.5
+
+
 @pytest.mark.parametrize("lines", [
     ["R1 = Code('1' * 20000)", "R2 = Calculator(R1 + 1)"],
     ["R1 = Calculator(" + "R2(" * 3000 + "1" + ")" * 3000 + ")"],

@@ -9,7 +9,9 @@ Arguments follow the conventions the complex-QA plans are written in (``lumos.co
 ``KnowledgeQuery`` finds one page in a knowledge source (a local bm25s corpus, or Wikipedia
 online) and names it; ``ParagraphRetrieve`` ranks that page's paragraphs (BM25, or a
 sentence-transformers model when given); ``QA`` asks any ``lumos.llm`` generator, substituting
-earlier variables named in the question. ``Calculator`` and ``Code`` are the maths module's.
+earlier variables named in the question. ``Calculator`` and ``Code`` are the maths toolbox's own
+tools (``lumos.tools.maths.maths_toolbox``), so every limit of theirs holds here unchanged: the
+deadline of each call, the size of the formula after substitution, the nesting depth, the sandbox.
 Everything heavy (corpus index, ranker model, maths worker) starts on first use.
 
 :class:`OriginalQAExecutor` runs the same actions the way the released evaluation
@@ -30,6 +32,7 @@ from lumos.llm.base import ChatGenerator, GenerationError, Generator
 from lumos.tools.base import ToolError, Toolbox
 from lumos.tools.engines.retrieval import (KnowledgeSource, LocalCorpus, PageLookup, RetrievalError, WikipediaAPI,
                                    make_ranker, one_line, rank_passages)
+from lumos.tools.maths import maths_toolbox
 from lumos.vocabulary import COMPLEX_QA
 
 PAGE = re.compile(r"WikipediaPage\((.*)\)", re.DOTALL)
@@ -91,7 +94,7 @@ class QATools:
         self.ranker = ranker
         self.max_context_chars = max_context_chars
         self.max_new_tokens = max_new_tokens
-        self._maths = None
+        self._maths: Toolbox | None = None  # the maths toolbox, started on the first Calculator or Code
 
     # ------------------------------------------------------------------ the tools
 
@@ -130,10 +133,10 @@ class QATools:
         return [one_line(reply).strip(" .") or NO_ANSWER]
 
     def calculator(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        return self._maths_engine().calculator(args, variables)
+        return self._maths_tool("Calculator")(args, variables)
 
     def code(self, args: str, variables: Mapping[str, str]) -> list[str]:
-        return self._maths_engine().code(args, variables)
+        return self._maths_tool("Code")(args, variables)
 
     def close(self) -> None:
         if self._maths is not None:
@@ -142,12 +145,11 @@ class QATools:
 
     # ------------------------------------------------------------------ helpers
 
-    def _maths_engine(self):
+    def _maths_tool(self, name: str):
+        """The maths toolbox's tool ``name``, run as that toolbox runs it (its deadline, its limits)."""
         if self._maths is None:
-            from lumos.tools.maths import MathsEngine
-
-            self._maths = MathsEngine()
-        return self._maths
+            self._maths = maths_toolbox()
+        return self._maths.tools[name]
 
     def _passages(self, value: str) -> list[str]:
         page = PAGE.fullmatch(value.strip())

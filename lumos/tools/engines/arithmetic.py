@@ -12,17 +12,24 @@ from __future__ import annotations
 import ast
 import math
 import operator
+import re
 import time
 from fractions import Fraction
 
 from lumos.tools.base import ToolError
+from lumos.tools.engines.numbers import MAX_FORMULA
 
 Number = Fraction | float
 
-MAX_TEXT = 4000          # characters of formula the fast path reads
+# Characters of normalised formula the fast path reads: the formula limit (MAX_FORMULA) applies to
+# the text as written, and normalising writes at most five characters for one ("½" -> "(1/2)").
+MAX_TEXT = 5 * MAX_FORMULA
 MAX_BITS = 10_000        # size bound of a numerator/denominator (about 3,000 digits)
 MAX_EXPONENT = 10_000    # largest |integer exponent| attempted
 MAX_ROOT_DEGREE = 64     # largest q of a fractional exponent p/q tried exactly
+
+# An integer written with more digits than 2**MAX_BITS has: too large before it is read.
+_TOO_MANY_DIGITS = re.compile(rf"(?<![\d.])[1-9]\d{{{len(str(1 << MAX_BITS))}}}")
 
 
 class NotArithmetic(ValueError):
@@ -36,6 +43,8 @@ def evaluate_arithmetic(text: str, deadline: float | None = None) -> Number:
     """
     if len(text) > MAX_TEXT:
         raise ToolError(f"formula of {len(text)} characters is longer than the limit {MAX_TEXT}")
+    if _TOO_MANY_DIGITS.search(text):
+        raise ToolError(f"a number has more than {MAX_BITS} bits (about {MAX_BITS * 3 // 10} digits)")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
@@ -63,19 +72,19 @@ class _Evaluator:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             value = self.visit(node.operand)
             return -value if isinstance(node.op, ast.USub) else value
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow):
+            return _checked(_power(self.visit(node.left), self.visit(node.right)))
         if isinstance(node, ast.BinOp):
-            left, right = self.visit(node.left), self.visit(node.right)
-            if isinstance(node.op, ast.Pow):
-                return _checked(_power(left, right))
-            op = _BINARY.get(type(node.op))
-            if op is None:
-                raise NotArithmetic(f"operator {type(node.op).__name__} is not arithmetic")
-            if right == 0 and op is not operator.add and op is not operator.sub and op is not operator.mul:
-                raise ToolError("division by zero")
-            try:
-                return _checked(op(left, right))
-            except OverflowError:
-                raise ToolError("result is too large") from None
+            # A flat chain (1 + 2 - 3 * 4 ...) leans left: walk its left spine in a loop, not one
+            # call per operator, so a long sum is not "nested too deeply". Same order: left to right.
+            chain = []
+            while isinstance(node, ast.BinOp) and not isinstance(node.op, ast.Pow):
+                chain.append(node)
+                node = node.left
+            value = self.visit(node)
+            for link in reversed(chain):
+                value = _binary(link.op, value, self.visit(link.right))
+            return value
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
             function = _FUNCTIONS.get(node.func.id)
             if function is not None:
@@ -97,6 +106,18 @@ class _Evaluator:
         if exact is None:
             raise ToolError(f"number {written} is out of range")
         return _checked(exact)
+
+
+def _binary(op_node: ast.operator, left: Number, right: Number) -> Number:
+    op = _BINARY.get(type(op_node))
+    if op is None:
+        raise NotArithmetic(f"operator {type(op_node).__name__} is not arithmetic")
+    if right == 0 and op is not operator.add and op is not operator.sub and op is not operator.mul:
+        raise ToolError("division by zero")
+    try:
+        return _checked(op(left, right))
+    except OverflowError:
+        raise ToolError("result is too large") from None
 
 
 def _checked(value: Number) -> Number:

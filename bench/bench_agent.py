@@ -30,6 +30,17 @@ and the original shape bound the speed-up a CPU can show (see bench/README.md).
 
 ``--one_at_a_time`` adds the earlier baseline: one question at a time, the model reloaded every round.
 
+On a GPU (``--device cuda --dtype bfloat16``, what ``HFGenerator`` picks there anyway), ``--widen 2048,20``
+runs every line with a ~1B-parameter LLaMA-architecture model that computes exactly what ``--model`` /
+``--grounder`` compute: each module embedded in a 2,048-wide, 20-layer LLaMA (heads of 64 dimensions, MLP
+8/3 of the width; the extra width carries zeros, the extra layers add nothing to the residual stream; see
+``widen_checkpoint``). So the questions, replies, rounds and prompt lengths are those of the trained
+modules, and every forward pass costs what a 1B model's costs (the same matrix shapes; only the
+vocabulary stays the modules' own). A random 1B model would answer noise: every task would end with a
+parse error after its first round, and the comparison would measure one round of prefill instead of the
+multi-round loop. ``--kv_cache_tokens`` sizes ours' prefix cache (default: what 2 GiB hold, ~13k tokens
+of that 1B model, which would evict live conversations of 64 questions).
+
 Part ``served``: the replies ours produced, served again by ``python -m lumos.llm.serve``'s server
 (``ScriptedGenerator.exact``) with a latency model that grows with the tokens generated and varies
 per request (``--latency_s``, ``--latency_per_token_s``, ``--latency_jitter``), one server for the
@@ -56,6 +67,9 @@ from lumos.agent import Agent  # noqa: E402
 from lumos.llm.base import GenerationError, Generator, Usage  # noqa: E402
 
 
+LOAD: dict[str, str] = {}  # device / dtype for every from_pretrained of the benchmark (--device, --dtype)
+
+
 class OriginalShapeGenerator(Generator):
     """The released evaluation's model handling: ``from_pretrained`` on every round, then every prompt of
     the round in static batches of ``eval_batch_size``, input order, batch-level stopping; thrown away."""
@@ -69,7 +83,7 @@ class OriginalShapeGenerator(Generator):
     def try_generate(self, prompts, *, stop=None, max_new_tokens=256):
         from lumos.llm.hf_backend import HFGenerator
 
-        model = HFGenerator.from_pretrained(self.path, batch_size=self.eval_batch_size, kv_cache_tokens=0)
+        model = HFGenerator.from_pretrained(self.path, batch_size=self.eval_batch_size, kv_cache_tokens=0, **LOAD)
         count_passes(model.model)
         try:
             stop = ["\n"] if stop is None else list(stop)
@@ -97,7 +111,7 @@ class ReloadingGenerator(Generator):
     def try_generate(self, prompts, *, stop=None, max_new_tokens=256):
         from lumos.llm.hf_backend import HFGenerator
 
-        model = HFGenerator.from_pretrained(self.path, batch_size=1, kv_cache_tokens=0)
+        model = HFGenerator.from_pretrained(self.path, batch_size=1, kv_cache_tokens=0, **LOAD)
         count_passes(model.model)
         try:
             return model.try_generate(prompts, stop=stop, max_new_tokens=max_new_tokens)
@@ -136,6 +150,87 @@ def tiny_checkpoint(directory: Path, texts: list[str]) -> str:
 
     corpus = texts + [plan_task_prompt(t) for t in texts] + [ground_instruction("maths", t) for t in texts]
     return str(build_tiny_checkpoint(corpus, directory, TinyModelConfig(vocab_size=1000)))
+
+
+def widen_checkpoint(source: str, target: Path, hidden_size: int, num_layers: int, *, device: str = "cpu",
+                     dtype: str = "float32", head_dim: int = 64, seed: int = 0) -> str:
+    """Save to ``target`` a ``hidden_size``-wide, ``num_layers``-deep LLaMA that computes what the LLaMA at
+    ``source`` computes (same tokenizer, same logits up to rounding), at the bigger model's cost per pass.
+
+    The small model sits in the first dimensions of the residual stream and the first layers; everything
+    that reads the stream may hold random values in the other columns (they meet zeros), but everything
+    that writes to it (embeddings, attention output, MLP down projection) is zero outside the small
+    model's part, so the extra width stays zero and the extra layers add nothing. RMSNorm averages over
+    the whole width: its weights are scaled by sqrt(small / big width) and its epsilon by small / big
+    width. Each small head goes into a bigger head, its dimensions placed where the bigger head's rotary
+    embedding turns them at the same frequencies (dimension i of the first half at i * ratio, of the second
+    half at head_dim / 2 + i * ratio), queries scaled by sqrt(ratio) for the 1 / sqrt(head_dim) of SDPA.
+    About 40% of the weights are zero (the writing matrices), the rest random; matrix products cost the
+    same either way (a GPU may clock a little higher on zeros).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    small = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32)
+    c = small.config
+    small_head = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+    heads = hidden_size // head_dim
+    ratio = head_dim // small_head if small_head else 0
+    intermediate = hidden_size * 8 // 3 // 8 * 8  # as lumos.tiny_model.TinyModelConfig.scaled
+    problems = [text for ok, text in [
+        (c.model_type == "llama", f"a LLaMA model, not {c.model_type}"),
+        (not getattr(c, "attention_bias", False) and not getattr(c, "mlp_bias", False), "no biases"),
+        (c.num_attention_heads == c.num_key_value_heads, "as many key/value heads as heads"),
+        (hidden_size % head_dim == 0 and heads >= c.num_attention_heads, f"at least {c.num_attention_heads} heads"),
+        (ratio >= 1 and head_dim % small_head == 0 and small_head % 2 == 0, f"head_dim a multiple of {small_head}"),
+        (hidden_size >= c.hidden_size and intermediate >= c.intermediate_size, "a width at least the model's"),
+        (num_layers >= c.num_hidden_layers, f"at least {c.num_hidden_layers} layers")] if not ok]
+    if problems:
+        raise ValueError(f"cannot widen {source} to {hidden_size},{num_layers}: needs " + "; ".join(problems))
+    config = type(c).from_dict({**c.to_dict(), "hidden_size": hidden_size, "intermediate_size": intermediate,
+                                "num_hidden_layers": num_layers, "num_attention_heads": heads,
+                                "num_key_value_heads": heads, "head_dim": head_dim,
+                                "rms_norm_eps": c.rms_norm_eps * c.hidden_size / hidden_size})
+    torch.manual_seed(seed)
+    with torch.device(device):
+        big = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    w, h, i_small = c.hidden_size, c.num_attention_heads, c.intermediate_size
+    scale = (w / hidden_size) ** 0.5
+    half = small_head // 2
+    within = torch.tensor([k * ratio for k in range(half)] + [head_dim // 2 + k * ratio for k in range(half)])
+    rows = torch.cat([head * head_dim + within for head in range(h)]).to(device)  # small head dims -> big rows
+    with torch.no_grad():
+        def norm(big_norm, small_norm) -> None:
+            big_norm.weight.zero_()
+            big_norm.weight[:w] = small_norm.weight.to(device) * scale
+
+        big.model.embed_tokens.weight.zero_()
+        big.model.embed_tokens.weight[:, :w] = small.model.embed_tokens.weight.to(device)
+        if not config.tie_word_embeddings:
+            big.lm_head.weight[:, :w] = small.lm_head.weight.to(device)
+        norm(big.model.norm, small.model.norm)
+        for index, layer in enumerate(big.model.layers):
+            attention, mlp = layer.self_attn, layer.mlp
+            attention.o_proj.weight.zero_()
+            mlp.down_proj.weight.zero_()
+            if index >= c.num_hidden_layers:
+                continue  # adds nothing to the residual stream
+            source_layer = small.model.layers[index]
+            norm(layer.input_layernorm, source_layer.input_layernorm)
+            norm(layer.post_attention_layernorm, source_layer.post_attention_layernorm)
+            for name, factor in (("q_proj", ratio ** 0.5), ("k_proj", 1.0), ("v_proj", 1.0)):
+                weight = getattr(attention, name).weight
+                weight[: h * head_dim].zero_()  # the embedded heads' other dimensions add nothing to q.k
+                weight[rows, :w] = getattr(source_layer.self_attn, name).weight.to(device) * factor
+            attention.o_proj.weight[:w, rows] = source_layer.self_attn.o_proj.weight.to(device)
+            mlp.gate_proj.weight[:i_small, :w] = source_layer.mlp.gate_proj.weight.to(device)
+            mlp.up_proj.weight[:i_small, :w] = source_layer.mlp.up_proj.weight.to(device)
+            mlp.down_proj.weight[:w, :i_small] = source_layer.mlp.down_proj.weight.to(device)
+    big = big.to(getattr(torch, dtype))
+    target.mkdir(parents=True, exist_ok=True)
+    big.save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return str(target)
 
 
 PASSES = [0, 0, 0]  # forward passes, token rows computed (rows x new columns), attention cells (x key columns)
@@ -210,8 +305,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency_per_token_s", type=float, default=0.02, help="served: wait per generated word")
     parser.add_argument("--latency_jitter", type=float, default=0.5, help="served: per-request factor in 1 +- this")
     parser.add_argument("--concurrency", type=int, default=64, help="served: requests in flight per module")
+    parser.add_argument("--device", default=None, help="where the models run (default: cuda if available, else cpu)")
+    parser.add_argument("--dtype", default=None, choices=("bfloat16", "float16", "float32"),
+                        help="weights' dtype (default: bfloat16 on cuda, float32 on cpu)")
+    parser.add_argument("--widen", default=None, metavar="HIDDEN,LAYERS",
+                        help="run a HIDDEN-wide, LAYERS-deep LLaMA computing what the modules compute "
+                             "(e.g. 2048,20: ~1B parameters; see the module docstring)")
+    parser.add_argument("--kv_cache_tokens", type=int, default=None,
+                        help="tokens ours' prefix cache keeps per module (default: HFGenerator's, 2 GiB)")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
+    LOAD.update((key, value) for key, value in (("device", args.device), ("dtype", args.dtype)) if value)
+    widen = None
+    if args.widen:
+        try:
+            widen = tuple(int(value) for value in args.widen.split(","))
+            if len(widen) != 2 or min(widen) < 1:
+                raise ValueError
+        except ValueError:
+            parser.error(f"--widen takes HIDDEN,LAYERS (two positive integers, e.g. 2048,20), got {args.widen!r}")
 
     import torch
 
@@ -224,6 +336,25 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch, maths_toolbox() as toolbox:
         plan_path = args.model or tiny_checkpoint(Path(scratch) / "tiny", [t for _, t in tasks])
         ground_path = args.grounder or plan_path
+        if widen or LOAD or args.kv_cache_tokens is not None:
+            device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+            if widen:
+                started = time.perf_counter()
+                options_wide = dict(device=device, dtype=args.dtype or ("bfloat16" if device.startswith("cuda")
+                                                                        else "float32"))
+                plan_path = widen_checkpoint(plan_path, Path(scratch) / "plan_wide", *widen, **options_wide)
+                if args.grounder:
+                    ground_path = widen_checkpoint(ground_path, Path(scratch) / "ground_wide", *widen, **options_wide)
+                else:
+                    ground_path = plan_path
+                print(f"widened to {widen[0]} wide, {widen[1]} layers in {time.perf_counter() - started:.1f} s")
+            probe = HFGenerator.from_pretrained(plan_path, batch_size=1, kv_cache_tokens=args.kv_cache_tokens, **LOAD)
+            parameters = sum(p.numel() for p in probe.model.parameters())
+            cache = probe.kv_cache.max_tokens if probe.kv_cache is not None else 0
+            print(f"model: {parameters / 1e6:,.1f}M parameters, {probe.model.dtype} on {probe.model.device}"
+                  + (f" ({torch.cuda.get_device_name()})" if probe.model.device.type == "cuda" else "")
+                  + f"; prefix cache {cache:,} tokens per module")
+            del probe
         print(f"questions: {len(tasks)} ({args.data or 'generated'})  planner: {plan_path}  grounder: {ground_path}  "
               f"eval_batch_size: {args.eval_batch_size}  max_new_tokens: {args.max_new_tokens}  "
               f"threads: {args.threads}")
@@ -231,9 +362,11 @@ def main(argv: list[str] | None = None) -> int:
         slots = args.slots or args.eval_batch_size
 
         def loaded_once(kv_cache_tokens: int | None, table: dict[str, str] | None = None):
-            planner = HFGenerator.from_pretrained(plan_path, batch_size=slots, kv_cache_tokens=kv_cache_tokens)
-            grounder = (HFGenerator.from_pretrained(ground_path, batch_size=slots, kv_cache_tokens=kv_cache_tokens)
-                        if args.grounder else planner)
+            if kv_cache_tokens is None:
+                kv_cache_tokens = args.kv_cache_tokens
+            planner = HFGenerator.from_pretrained(plan_path, batch_size=slots, kv_cache_tokens=kv_cache_tokens, **LOAD)
+            grounder = (HFGenerator.from_pretrained(ground_path, batch_size=slots, kv_cache_tokens=kv_cache_tokens,
+                                                    **LOAD) if args.grounder else planner)
             for module in {id(planner): planner, id(grounder): grounder}.values():
                 count_passes(module.model)
             if table is not None:

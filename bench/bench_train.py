@@ -5,12 +5,19 @@
         data/train/maths/train_annots/lumos_maths_ground_iterative.jsonl
     # on a GPU, a ~1B LLaMA-architecture model (random init) in bf16, with model FLOPs utilisation:
     python bench/bench_train.py --train_files ... --hidden_size 2048 --num_layers 20 --batch_size 8 \\
-        --max_seq_length 2048 --peak_tflops 989
+        --max_seq_length 2048            # --peak_tflops 989 is the default on an H200 / H100 SXM
 
 Both modes train the same freshly initialised tiny model (its tokenizer trained on the same files)
 on the same examples with the same per-device batch of rows, each in its own child process so that
 peak memory (CUDA max allocated, or the process's peak RSS on the CPU) is measured per mode. It
 prints one JSON line per mode and the packed/padded ratios; the goal is >= 1.5x tokens/s.
+
+On a GPU the weights are float32 and the forward/backward runs under bf16 autocast, attention through
+SDPA. Model FLOPs: 6 x (parameters less the input embedding) per non-padding token, plus attention,
+12 x layers x hidden x (positions each token attends to); model FLOPs utilisation (``mfu``) divides
+their rate by the accelerator's dense bf16 peak: ``--peak_tflops``, by default looked up from the CUDA
+device's name (``PEAK_BF16_TFLOPS``: H200 and H100 SXM 989, their NVL/PCIe parts less, A100 312; the
+dense figures, not the 2x "with sparsity" ones). No default on the CPU or an unlisted GPU: give the flag.
 """
 
 from __future__ import annotations
@@ -27,6 +34,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+# Dense bf16 tensor-core peaks (TFLOP/s) from the vendor's data sheets, matched in order against the
+# CUDA device name: the first key it contains wins.
+PEAK_BF16_TFLOPS = (("H200 NVL", 836.0), ("H200", 989.0), ("H100 NVL", 835.0), ("H100 PCIe", 756.0),
+                    ("H100", 989.0), ("H800", 989.0), ("A100", 312.0), ("A800", 312.0), ("L40S", 362.0))
+
+
+def peak_tflops(device_name: str) -> float | None:
+    """The dense bf16 peak of a CUDA device by its name (``torch.cuda.get_device_name()``), if listed."""
+    return next((peak for key, peak in PEAK_BF16_TFLOPS if key.lower() in device_name.lower()), None)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train_files", nargs="+", required=True, help="training JSONL files (docs/FORMAT.md §2)")
@@ -38,7 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_layers", type=int, default=4)
     parser.add_argument("--vocab_size", type=int, default=4000)
     parser.add_argument("--peak_tflops", type=float, default=None,
-                        help="the accelerator's dense bf16 peak (H100 SXM: 989) for model FLOPs utilisation")
+                        help="the accelerator's dense bf16 peak in TFLOP/s, for model FLOPs utilisation "
+                             "(default on CUDA: from the device name, H200 / H100 SXM 989; none on the CPU)")
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)  # set by the parent for its children
     parser.add_argument("--mode", choices=("packed", "padded"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -126,8 +145,10 @@ def measure(args: argparse.Namespace) -> dict:
     flops = 6 * params * tokens + 12 * config.num_hidden_layers * config.hidden_size * context_tokens
     result["params"] = sum(p.numel() for p in model.parameters())
     result["model_tflops_per_s"] = flops / elapsed / 1e12
-    if args.peak_tflops:
-        result["mfu"] = result["model_tflops_per_s"] / args.peak_tflops
+    peak = args.peak_tflops or (peak_tflops(result["device"]) if cuda else None)
+    if peak:
+        result["peak_tflops"] = peak
+        result["mfu"] = result["model_tflops_per_s"] / peak
     return result
 
 
@@ -153,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     ratio = packed["tokens_per_s"] / padded["tokens_per_s"]
     print(f"packed / padded non-padding tokens/s: {ratio:.2f}x (goal >= 1.5x); "
           f"{memory}: packed {packed[memory]:.0f}, padded {padded[memory]:.0f}")
+    if "mfu" in packed:
+        print(f"{packed['device']}, {packed['params'] / 1e6:,.0f}M parameters: packed {packed['tokens_per_s']:,.0f} "
+              f"tokens/s, {packed['model_tflops_per_s']:.0f} TFLOP/s = MFU {packed['mfu']:.1%} of "
+              f"{packed['peak_tflops']:g}; padded {padded['tokens_per_s']:,.0f} tokens/s, MFU {padded['mfu']:.1%}")
     if not math.isfinite(ratio):
         return 1
     return 0

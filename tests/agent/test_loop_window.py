@@ -12,7 +12,7 @@ from lumos.llm.scripted import ScriptedGenerator
 from lumos.protocol import OriginalProtocol
 from lumos.tools.maths import maths_toolbox
 
-from tests.agent.test_loop_streamed import TASKS, comparable, grounder_reply, planner_reply, served  # noqa: F401
+from tests.agent.counting import TASKS, comparable, grounder_reply, planner_reply
 
 
 class Batches(Generator):
@@ -83,7 +83,7 @@ def test_all_at_once_reports_every_episode_in_input_order_of_ending():
     assert tracker.done.index("t0-1") < tracker.done.index("t3-4")
 
 
-def test_without_round_barriers_a_window_gives_the_same_trajectories(served):  # noqa: F811
+def test_without_round_barriers_a_window_gives_the_same_trajectories(served):
     _, (planner, grounder) = served
     with maths_toolbox() as toolbox:
         expected = run(planner, grounder, toolbox, agent={"barrier": True})

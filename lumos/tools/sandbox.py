@@ -237,13 +237,15 @@ def _bwrap_command(scratch: str, filter_fd: int | None, program: list[str] | Non
         if os.path.lexists(system):
             command += ["--ro-bind", system, system] if not os.path.islink(system) else \
                 ["--symlink", os.readlink(system), system]
+    # The fresh /tmp first: binds made before it would be hidden under it (a project or a virtual
+    # environment that lives below /tmp).
+    command += ["--proc", "/proc", "--dev", "/dev", "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp"]
     for root in _python_roots():
         if not root.startswith(("/usr/", "/lib")):
             command += ["--ro-bind", root, root]
     for path in read_only:
         command += ["--ro-bind", path, path]
     command += ["--ro-bind", _CHILD, f"{_INSIDE}/sandbox_child.py", "--ro-bind", _CONFINE, f"{_INSIDE}/confine.py",
-                "--proc", "/proc", "--dev", "/dev", "--size", str(SCRATCH_MB * 1024 * 1024), "--tmpfs", "/tmp",
                 "--dir", scratch, "--chdir", scratch, "--remount-ro", "/"]
     if filter_fd is not None:
         command += ["--seccomp", str(filter_fd)]

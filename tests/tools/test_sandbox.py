@@ -207,3 +207,33 @@ def test_threads_and_exit_handlers_the_code_leaves_behind_do_not_hold_the_answer
     result = run_code("import threading, time, atexit\nthreading.Thread(target=time.sleep, args=(30,)).start()\n"
                       "atexit.register(time.sleep, 30)\n6 * 7")
     assert result.value == "42" and time.monotonic() - start < 1.5
+
+
+def test_a_helper_sees_read_only_paths_that_live_below_tmp(tmp_path):
+    """A project (or a virtual environment) under /tmp stays visible to an isolated helper: the helper's
+    fresh /tmp is mounted before the read-only binds, not over them (the symbolic worker imports lumos
+    from the project root)."""
+    import subprocess
+    import sys
+
+    from lumos.tools import sandbox
+
+    if sandbox.isolation() != "namespaces":
+        pytest.skip(f"bubblewrap namespaces are not available here ({sandbox.isolation()})")
+    project = Path(tempfile.mkdtemp(prefix="lumos-project-", dir="/tmp"))
+    try:
+        (project / "marker.txt").write_text("seen")
+        os.chmod(project, 0o755)
+        os.chmod(project / "marker.txt", 0o644)
+        program = [os.path.realpath(sys.executable), "-I", "-c",
+                   f"import pathlib; print(pathlib.Path({str(project / 'marker.txt')!r}).read_text())"]
+        command, filter_fd = sandbox.isolated_command(program, read_only=(str(project),))
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                                  pass_fds=(filter_fd,) if filter_fd is not None else ())
+        finally:
+            if filter_fd is not None:
+                os.close(filter_fd)
+        assert done.returncode == 0 and done.stdout.strip() == "seen", done.stderr
+    finally:
+        shutil.rmtree(project)

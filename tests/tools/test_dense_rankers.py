@@ -17,9 +17,8 @@ from sentence_transformers import SentenceTransformer  # in requirements.txt: a 
 from lumos.tools.engines.retrieval import (BiEncoderRanker, CrossEncoderRanker, DenseRanker, make_ranker,
                                            rank_passages)
 
-POSITIONS = 64  # the tiny models' position embeddings: their own input limit
-WORDS = ("what which who is the a of in and capital city country river largest population france paris germany "
-         "berlin rhine seine flows through europe located query passage").split()
+from tests.tools.ranker_models import POSITIONS, build_models
+
 QUERY = "what is the capital of france"
 TEXTS = [
     "paris is the capital and largest city of france",
@@ -31,58 +30,10 @@ TEXTS = [
 ]
 
 
-def _tokenizer():
-    from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
-    from tokenizers.models import WordPiece
-    from transformers import BertTokenizerFast
-
-    vocab = {token: i for i, token in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])}
-    backend = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
-    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
-    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
-    return BertTokenizerFast(tokenizer_object=backend, unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
-                             cls_token="[CLS]", mask_token="[MASK]", model_max_length=POSITIONS)
-
-
-def _config(**extra):
-    from transformers import BertConfig
-
-    return BertConfig(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64, max_position_embeddings=POSITIONS, initializer_range=0.5, **extra)
-
-
-def _st_modules():
-    try:  # sentence-transformers 6 moved the modules; 5 has them only here
-        from sentence_transformers.sentence_transformer.modules import Pooling, Transformer
-    except ImportError:
-        from sentence_transformers.models import Pooling, Transformer
-    return Pooling, Transformer
-
-
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Paths of a bi-encoder, the same bi-encoder with query/document prompts, and a cross-encoder."""
-    from transformers import BertForSequenceClassification, BertModel
-
-    root = tmp_path_factory.mktemp("dense")
-    tokenizer = _tokenizer()
-    torch.manual_seed(0)
-    BertModel(_config()).save_pretrained(root / "bert")
-    tokenizer.save_pretrained(root / "bert")
-    Pooling, Transformer = _st_modules()
-    paths = {}
-    for name, prompts in (("bi", None), ("bi_prompts", {"query": "query what ", "document": "passage "})):
-        transformer = Transformer(str(root / "bert"), max_seq_length=POSITIONS)
-        pooling = Pooling(transformer.auto_model.config.hidden_size, "mean")
-        SentenceTransformer(modules=[transformer, pooling], device="cpu", prompts=prompts).save(str(root / name))
-        paths[name] = str(root / name)
-    BertForSequenceClassification(_config(num_labels=1)).save_pretrained(root / "cross")
-    tokenizer.save_pretrained(root / "cross")
-    paths["cross"] = str(root / "cross")
-    return paths
+    return build_models(tmp_path_factory.mktemp("dense"))
 
 
 def _cosines(query_embedding, text_embeddings):

@@ -6,15 +6,24 @@ what that page's paragraphs are (``paragraphs``). :class:`LocalCorpus` reads a J
 under the corpus file's SHA-256, so a changed corpus is re-indexed and an unchanged one never is.
 :class:`WikipediaAPI` asks the MediaWiki API (online runs only). :func:`rank_passages` orders
 paragraphs for a query with BM25, or with a sentence-transformers model when one is named.
+
+A ranker model named on a command line is checked twice before a run writes anything:
+:func:`check_ranker_model` (cheap, no model loaded: the folder holds a model of the right kind, or the
+hub id is in the local cache or the hub will serve it) when the flags are read, and the ranker's
+``load()`` (the model loaded once and run on one pair) when the run starts; both raise
+:class:`RankerModelError` with a one-line message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import urllib.parse
 import urllib.request
@@ -135,8 +144,181 @@ class BM25Ranker:
         return BM25Index(texts, k1=self.k1, b=self.b).scores(query)
 
 
+# --------------------------------------------------------------------------- ranker models: checks and loading
+
+
+class RankerModelError(ValueError):
+    """A ranker model that cannot be used: missing, not a model of its kind, or failing to load; one line."""
+
+
+RANKER_KINDS_LAYOUT = {
+    "cross_encoder": "a cross-encoder: config.json of a *ForSequenceClassification model of one relevance label "
+                     "(or two), its weights and tokenizer",
+    "bi_encoder": "a sentence-transformers model: modules.json or config.json, its weights and tokenizer",
+    "dpr": "a DPR reader: config.json, its weights and tokenizer",
+}
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+_MODEL_FILES = ("config.json", "modules.json")  # one of them makes a folder a model
+_CONFIG_FILES = (*_MODEL_FILES, "config_sentence_transformers.json")
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _cached_files(hub_id: str) -> dict[str, Path]:
+    """The model's config files found in the local Hugging Face cache (no network)."""
+    found = {}
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return found
+    for name in _CONFIG_FILES:
+        try:
+            cached = try_to_load_from_cache(hub_id, name)
+        except Exception:  # noqa: BLE001 - an odd id or cache layout: as if not cached
+            cached = None
+        if isinstance(cached, str):
+            found[name] = Path(cached)
+    return found
+
+
+def _local_or_cached_files(name_or_path: str) -> dict[str, Path]:
+    """The config files of a local model folder, else of a hub id in the local cache ({} when neither)."""
+    path = Path(str(name_or_path)).expanduser()
+    if path.is_dir():
+        return {name: path / name for name in _CONFIG_FILES if (path / name).is_file()}
+    if _HUB_ID.fullmatch(str(name_or_path)) and not path.exists():
+        return _cached_files(str(name_or_path))
+    return {}
+
+
+def _read_json(files: dict[str, Path], name: str, where: str) -> dict:
+    if name not in files:
+        return {}
+    try:
+        data = json.loads(files[name].read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise RankerModelError(f"{where}: {name} cannot be read ({one_line(str(error))[:200]})") from None
+    if not isinstance(data, dict):
+        raise RankerModelError(f"{where}: {name} is not a JSON object")
+    return data
+
+
+def _check_model_config(files: dict[str, Path], kind: str, where: str) -> None:
+    """What a model's config files say about its kind: a sentence-transformers bi-encoder or a bare encoder is
+    no cross-encoder (its relevance head would be drawn at random), a classifier no bi-encoder, a classifier of
+    three labels or more no ranker."""
+    config = _read_json(files, "config.json", where)
+    if kind == "dpr":
+        if config.get("model_type") not in (None, "dpr"):
+            raise RankerModelError(f"{where} is a {config['model_type']} model, not a DPR reader")
+        return
+    if "modules.json" in files:  # a sentence-transformers model: what it was saved as
+        saved_as = _read_json(files, "config_sentence_transformers.json", where).get("model_type") \
+            or "SentenceTransformer"  # (older versions saved bi-encoders only this way)
+        if kind == "cross_encoder" and saved_as != "CrossEncoder":
+            raise RankerModelError(f"{where} is a sentence-transformers embedding model ({saved_as}), not a "
+                                   "cross-encoder: its relevance head would be drawn at random")
+        if kind == "bi_encoder" and saved_as == "CrossEncoder":
+            raise RankerModelError(f"{where} is a sentence-transformers CrossEncoder, not a bi-encoder: it scores "
+                                   "pairs and makes no embeddings to compare")
+        return
+    architectures = [name for name in config.get("architectures") or [] if isinstance(name, str)]
+    classifier = any(name.endswith("ForSequenceClassification") for name in architectures)
+    if kind == "bi_encoder" and classifier:
+        raise RankerModelError(f"{where} is a cross-encoder ({architectures[0]}), not a sentence-transformers "
+                               "bi-encoder: its embeddings would rank at random")
+    if kind == "cross_encoder":
+        if architectures and not classifier:
+            raise RankerModelError(f"{where} is not a cross-encoder: its config.json names {architectures[0]}, "
+                                   "not a *ForSequenceClassification model (its relevance head would be drawn at "
+                                   "random)")
+        labels = _num_labels(config)
+        if labels > 2:
+            raise RankerModelError(_too_many_labels(where, labels))
+
+
+def _num_labels(config: dict) -> int:
+    """A transformers config's number of labels (its own default, 2, when it names none)."""
+    id2label = config.get("id2label")
+    if isinstance(id2label, dict) and id2label:
+        return len(id2label)
+    return int(config.get("num_labels") or 2)
+
+
+def _too_many_labels(where: str, labels: int) -> str:
+    return (f"{where} is a classifier of {labels} labels: a ranker needs one relevance score (a cross-encoder "
+            "of one label, or of two where label 1 is 'relevant')")
+
+
+def check_ranker_model(name_or_path: str, kind: str = "cross_encoder") -> str | None:
+    """Whether ``name_or_path`` can be a ``kind`` ranker ('cross_encoder', 'bi_encoder' or 'dpr'), decided
+    without loading it or importing torch: a local folder holding a model config of that kind, or a hub id
+    found in the local Hugging Face cache, or one the hub can serve (not offline).
+
+    Raises :class:`RankerModelError` (one line); returns a note to show the user (a model that will be
+    downloaded when the run starts), else None.
+    """
+    if kind not in RANKER_KINDS_LAYOUT:
+        raise ValueError(f"unknown ranker kind {kind!r}; choose one of {', '.join(RANKER_KINDS_LAYOUT)}")
+    expected = RANKER_KINDS_LAYOUT[kind]
+    text = str(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        files = {name: path / name for name in _CONFIG_FILES if (path / name).is_file()}
+        if not any(name in files for name in _MODEL_FILES):
+            raise RankerModelError(f"folder {text} holds no model (no config.json or modules.json): expected "
+                                   f"{expected}")
+        _check_model_config(files, kind, f"folder {text}")
+        return None
+    if path.exists():
+        raise RankerModelError(f"{text} is a file: expected {expected}")
+    if not text or text.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(text):
+        raise RankerModelError(f"no such folder {text}: expected {expected}")
+    cached = _cached_files(text)
+    if any(name in cached for name in _MODEL_FILES):
+        _check_model_config(cached, kind, f"{text!r} (cached)")
+        return None
+    where = f"no folder {text} here and {text!r} is not in the local Hugging Face cache"
+    if _hub_offline():
+        raise RankerModelError(f"{where}, and HF_HUB_OFFLINE=1 keeps the hub off: give a local folder or a "
+                               f"cached hub id ({expected})")
+    from lumos.llm.hf_backend import _hub_reachable
+
+    if not _hub_reachable():
+        raise RankerModelError(f"{where}, and the hub cannot be reached (offline?): give a local folder or a "
+                               f"cached hub id ({expected})")
+    return "not in the local Hugging Face cache: it will be downloaded from the hub when the run starts"
+
+
+_PROGRESS_BAR = re.compile(r"\d+%\|")
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """What loading writes to stderr (progress bars, library warnings) is held back: dropped when the
+    load fails (its one-line error says it all), written out without the progress bars when it succeeds."""
+    held = io.StringIO()
+    with contextlib.redirect_stderr(held):
+        yield
+    lines = [line for line in held.getvalue().replace("\r", "\n").splitlines()
+             if line.strip() and not _PROGRESS_BAR.search(line)]
+    if lines:
+        print("\n".join(lines), file=sys.stderr)
+
+
+def _load_error(what: str, error: BaseException) -> RankerModelError:
+    text = one_line(f"{type(error).__name__}: {error}")
+    return RankerModelError(f"{what} failed: {text if len(text) <= 300 else text[:297] + '...'}")
+
+
 class _SentenceTransformersRanker:
-    """A sentence-transformers model behind ``scores``; loaded on the first call that has texts."""
+    """A sentence-transformers model behind ``scores``; loaded by :meth:`load`, or on the first call that
+    has texts."""
+
+    kind = "bi_encoder"
 
     def __init__(self, model_name_or_path: str, device: str | None = None, batch_size: int = 64):
         self.model_name_or_path = model_name_or_path
@@ -144,11 +326,38 @@ class _SentenceTransformersRanker:
         self.batch_size = batch_size
         self._model = None
 
+    def load(self) -> "_SentenceTransformersRanker":
+        """Load the model now and score one pair with it, so that a model that cannot rank fails here
+        (at start-up) rather than at a task's first call: :class:`RankerModelError`, one line."""
+        if self._model is not None:
+            return self
+        what = f"loading {self.model_name_or_path!r} as a {self.kind.replace('_', '-')}"
+        try:
+            with _quiet_stderr():
+                model = self._load()
+                files = _local_or_cached_files(self.model_name_or_path)  # (a model just downloaded is cached)
+                if any(name in files for name in _MODEL_FILES):
+                    _check_model_config(files, self.kind, repr(self.model_name_or_path))
+        except RankerModelError:
+            raise
+        except Exception as error:  # noqa: BLE001 - whatever the libraries raise, one line
+            raise _load_error(what, error) from error
+        self._model = model
+        try:
+            scores = self._score("query", ["text"])
+        except Exception as error:  # noqa: BLE001
+            self._model = None
+            raise _load_error(f"scoring a pair with {self.model_name_or_path!r}", error) from error
+        if len(scores) != 1:
+            self._model = None
+            raise RankerModelError(f"{self.model_name_or_path!r} gave {len(scores)} scores for one text")
+        return self
+
     def scores(self, query: str, texts: Sequence[str]) -> list[float]:
         if not texts:
             return []
         if self._model is None:
-            self._model = self._load()
+            self.load()
         return self._score(query, texts)
 
     def _load(self):
@@ -163,25 +372,44 @@ class CrossEncoderRanker(_SentenceTransformersRanker):
     tokens or at the model's own limit (its tokenizer's ``model_max_length``) when that is shorter
     (``max_length=None``: the model's own limit only)."""
 
+    kind = "cross_encoder"
+
     def __init__(self, model_name_or_path: str, device: str | None = None, max_length: int | None = 512,
                  batch_size: int = 64):
         super().__init__(model_name_or_path, device, batch_size)
         self.max_length = max_length
+        self.num_labels = None  # known once loaded
 
     def _load(self):
         from sentence_transformers import CrossEncoder
 
+        # The checkpoint's own number of labels: forcing one would replace a two-label head by a random one.
+        model = CrossEncoder(self.model_name_or_path, device=self.device)
+        # Two labels are scored as sentence-transformers scores them with a softmax activation: the
+        # probability of label 1, the "relevant" class of binary relevance classifiers (monoBERT-style
+        # rerankers, cross-encoders trained with cross-entropy on 0/1 labels). MindAct's candidate ranker and
+        # WebShop's stsb cross-encoder have one label, but a binary ranker fine-tuned in their place is the
+        # other usual shape, and its P(relevant) orders the texts as its logit difference does, in [0, 1] like
+        # a one-label model's sigmoid. Three labels or more (NLI) name no relevance score: refused.
+        self.num_labels = model.num_labels
+        if self.num_labels > 2:
+            raise RankerModelError(_too_many_labels(repr(self.model_name_or_path), self.num_labels))
         # CrossEncoder(max_length=...) would replace the model's own limit, and a pair longer than the
         # model's position embeddings would then fail in the forward pass: lower the limit, never raise it.
-        model = CrossEncoder(self.model_name_or_path, num_labels=1, device=self.device)
         own = model.tokenizer.model_max_length
         if self.max_length is not None and (own is None or own > self.max_length):
             model.tokenizer.model_max_length = self.max_length
         return model
 
     def _score(self, query: str, texts: Sequence[str]) -> list[float]:
-        predicted = self._model.predict([[query, text] for text in texts], batch_size=self.batch_size,
-                                        convert_to_numpy=True, show_progress_bar=False)
+        pairs = [[query, text] for text in texts]
+        options = dict(batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False)
+        if self.num_labels == 2:
+            import torch
+
+            predicted = self._model.predict(pairs, activation_fn=torch.nn.Softmax(dim=-1), **options)
+            return [float(row[1]) for row in predicted]
+        predicted = self._model.predict(pairs, **options)
         return [float(score) for score in predicted]
 
 
@@ -348,15 +576,34 @@ class DPRReaderRanker:
         self._model = None
         self._tokenizer = None
 
+    def load(self) -> "DPRReaderRanker":
+        """Load the reader now and score one passage with it, so that a model that cannot rank fails here
+        (at start-up): :class:`RankerModelError`, one line."""
+        if self._model is not None:
+            return self
+        try:
+            with _quiet_stderr():
+                import torch
+                from transformers import DPRReader, DPRReaderTokenizer
+
+                self.device = self.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
+                tokenizer = DPRReaderTokenizer.from_pretrained(self.model_name_or_path)
+                model = DPRReader.from_pretrained(self.model_name_or_path).to(self.device).eval()
+        except Exception as error:  # noqa: BLE001 - whatever the libraries raise, one line
+            raise _load_error(f"loading {self.model_name_or_path!r} as a DPR reader", error) from error
+        self._tokenizer, self._model = tokenizer, model
+        try:
+            self.scores("query", ["text"], titles=["title"])
+        except Exception as error:  # noqa: BLE001
+            self._tokenizer = self._model = None
+            raise _load_error(f"scoring a passage with {self.model_name_or_path!r}", error) from error
+        return self
+
     def scores(self, query: str, texts: Sequence[str], titles: Sequence[str] | None = None) -> list[float]:
         import torch
 
         if self._model is None:
-            from transformers import DPRReader, DPRReaderTokenizer
-
-            self.device = self.device or ("cuda:0" if torch.cuda.is_available() else "cpu")
-            self._tokenizer = DPRReaderTokenizer.from_pretrained(self.model_name_or_path)
-            self._model = DPRReader.from_pretrained(self.model_name_or_path).to(self.device).eval()
+            self.load()
         titles = list(titles) if titles is not None else [""] * len(texts)
         scores: list[float] = []
         for start in range(0, len(texts), self.chunk):
@@ -368,14 +615,24 @@ class DPRReaderRanker:
         return scores
 
 
+DPR_READER = "facebook/dpr-reader-multiset-base"
+
+
+def ranker_spec_model(spec: str) -> tuple[str, str]:
+    """``(model, kind)`` a ParagraphRetrieve ranker spec names: ``dpr:<model>`` a DPR reader (default
+    :data:`DPR_READER`), anything else a sentence-transformers bi-encoder."""
+    if spec.startswith("dpr:"):
+        return spec[len("dpr:"):] or DPR_READER, "dpr"
+    return spec, "bi_encoder"
+
+
 def make_ranker(spec: str | None):
     """A paragraph ranker by name: None -> BM25 (per call), ``dpr:<model>`` -> :class:`DPRReaderRanker`
     (the released evaluation's), anything else -> a sentence-transformers :class:`DenseRanker`."""
     if not spec:
         return None
-    if spec.startswith("dpr:"):
-        return DPRReaderRanker(spec[len("dpr:"):] or "facebook/dpr-reader-multiset-base")
-    return DenseRanker(spec)
+    model, kind = ranker_spec_model(spec)
+    return DPRReaderRanker(model) if kind == "dpr" else DenseRanker(model)
 
 
 BM25PassageRanker = BM25Ranker  # BM25 over the handful of paragraphs of one ParagraphRetrieve call

@@ -26,6 +26,7 @@ again skips what is done and ends with the same ``metrics.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -110,7 +111,8 @@ class Benchmark:
     oracle_loop: Callable[[list[Example], "EvalConfig", Any], list] | None = None
     # The benchmark's own flags (a parser made with add_help=False): listed by --help, values in config.extra.
     flags: Callable[[], argparse.ArgumentParser] | None = None
-    # Run-wide resources (a database server): started before the first episode, (config) -> what stops them.
+    # Run-wide resources (a database server, a ranker loaded once): started before the first episode and before
+    # anything is written, only when episodes are to run; (config) -> what stops them (None: nothing to stop).
     start: Callable[["EvalConfig"], Callable[[], None]] | None = None
     # A benchmark whose parts depend on its own flags (WebShop's feedback, goals, ranker): (config) -> the
     # benchmark to run, after parsing; it may fill defaults in config and raise EvalSetupError for bad combinations.
@@ -391,8 +393,47 @@ def check_generator_spec(spec: str, flag: str) -> None:
         raise EvalSetupError(f"{flag}: {error}") from None
 
 
+def check_ranker_spec(spec: str, flag: str, kind: str, model: str | None = None) -> None:
+    """A ranker model that cannot be used (a missing folder, a folder without a model of ``kind``, an uncached
+    hub id offline) as an :class:`EvalSetupError` naming the flag and the value, before anything is loaded or
+    written; a hub id to be downloaded is said on stderr. ``model``: the model ``spec`` names when it is not
+    ``spec`` itself (``dpr:<model>``); ``kind``: see ``check_ranker_model``."""
+    from lumos.tools.engines.retrieval import RankerModelError, check_ranker_model
+
+    try:
+        note = check_ranker_model(model or spec, kind)
+    except RankerModelError as error:
+        raise EvalSetupError(f"{flag} {spec}: {error}") from None
+    if note:
+        print(f"{flag} {spec}: {note}", file=sys.stderr, flush=True)
+
+
+def load_ranker(ranker: Any, flag: str, spec: str) -> Any:
+    """``ranker`` loaded now (at start-up) when it has a model to load: a model that fails to load or to score
+    is an :class:`EvalSetupError` naming the flag and the value, before the first task."""
+    from lumos.tools.engines.retrieval import RankerModelError
+
+    if not hasattr(ranker, "load"):
+        return ranker  # BM25: nothing to load
+    try:
+        return ranker.load()
+    except RankerModelError as error:
+        raise EvalSetupError(f"{flag} {spec}: {error}") from None
+
+
+def uses_retriever(config: EvalConfig, benchmark: Benchmark) -> bool:
+    """Whether the run ranks paragraphs with ``--retriever_model`` (complex QA's tools run)."""
+    return bool(config.retriever_model) and lumos_domain(benchmark.domain).needs_knowledge \
+        and bool(config.oracle or config.formulation.startswith("lumos_"))
+
+
 def check_models(config: EvalConfig, benchmark: Benchmark) -> None:
     """Every model the run will load can be found (no download is started here)."""
+    if uses_retriever(config, benchmark):
+        from lumos.tools.engines.retrieval import ranker_spec_model
+
+        model, kind = ranker_spec_model(config.retriever_model)
+        check_ranker_spec(config.retriever_model, "--retriever_model", kind, model=model)
     if config.oracle is None:
         if config.formulation.startswith("lumos_"):
             folder = config.model_name_or_path
@@ -458,6 +499,15 @@ class _Modules:
         self.toolbox = None
         self.task_toolboxes: dict[str, Any] = {}  # example id -> its environment's toolbox, until scored
         self._protocol = None
+        self.ranker = None  # ParagraphRetrieve's --retriever_model, once loaded by load_rankers
+
+    def load_rankers(self) -> None:
+        """ParagraphRetrieve's ranker (``--retriever_model``) loaded once, at start-up (see :func:`load_ranker`)."""
+        if self.ranker is None and uses_retriever(self.config, self.benchmark):
+            from lumos.tools.engines.retrieval import make_ranker
+
+            self.ranker = load_ranker(make_ranker(self.config.retriever_model), "--retriever_model",
+                                      self.config.retriever_model)
 
     def protocol(self):
         """One protocol for the whole run (the original's bookkeeping can reach across examples)."""
@@ -477,7 +527,8 @@ class _Modules:
             if spec.needs_knowledge:
                 qa = self.generator(self.config.qa_model) if self.config.qa_model else None
                 options = {"corpus": self.config.corpus, "qa_generator": qa, "wikipedia": self.config.wikipedia,
-                           "retriever_model": self.config.retriever_model}
+                           **({"ranker": self.ranker} if self.ranker is not None
+                              else {"retriever_model": self.config.retriever_model})}
             if self.config.prompt_style == "original":
                 options.update(spec.original_toolbox_options)  # the released evaluation's result forms
             self.toolbox = spec.make_toolbox(**options)
@@ -714,6 +765,35 @@ def prepare(config: EvalConfig, benchmark: Benchmark) -> tuple[list[Example], di
     return examples, settings
 
 
+def has_episodes_to_run(config: EvalConfig, examples: list[Example]) -> bool:
+    """Whether the save_dir's predictions (read, not locked or repaired) leave an example to run."""
+    from lumos.jsonl import SourceRecord, read_records
+
+    predictions = Path(config.save_dir) / "predictions.jsonl"
+    if config.overwrite or not predictions.is_file():
+        return True
+    done = set()
+    try:
+        for record in read_records(predictions):
+            if isinstance(record, SourceRecord) and "id" in record.data and not (
+                    config.retry_failed and record.data.get("status") == "generation_error"):
+                done.add(str(record.data["id"]))
+    except OSError:
+        return True
+    return any(str(example.id) not in done for example in examples)
+
+
+def start_up(config: EvalConfig, benchmark: Benchmark, modules: "_Modules", resources: contextlib.ExitStack) -> None:
+    """Before the first episode (and before anything is written, when episodes are to run): the rankers loaded
+    once, so that a model that cannot load or score ends the run here in one line, not each task with a tool
+    error; then the benchmark's run-wide resources started, their stop registered in ``resources``."""
+    modules.load_rankers()
+    if benchmark.start is not None:
+        stop = benchmark.start(config)
+        if stop is not None:
+            resources.callback(stop)
+
+
 def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     """Run (or resume) the evaluation; returns and writes the metrics.
 
@@ -722,9 +802,13 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
     """
     examples, settings = prepare(config, benchmark)
     save_dir = Path(config.save_dir)
-    save_dir.mkdir(parents=True, exist_ok=True)
+    modules = _Modules(config, benchmark)
+    resources = contextlib.ExitStack()  # stops the benchmark's run-wide resources, however the run ends
+    begun = has_episodes_to_run(config, examples)
+    if begun:  # before anything is written: a ranker that fails to load leaves no folder behind
+        start_up(config, benchmark, modules, resources)
     started = time.perf_counter()
-    with JsonlStore(save_dir / "predictions.jsonl") as store:
+    with resources, JsonlStore(save_dir / "predictions.jsonl") as store:  # (the store makes the folder)
         # Both rewrites happen under the store's lock, so no other writer can slip in between.
         if config.overwrite:
             store.clear()
@@ -735,8 +819,8 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
                   file=sys.stderr, flush=True)
         write_run_info(save_dir, {"benchmark": benchmark.name, **asdict(config), "settings": settings})
         todo = [example for example in examples if example.id not in store]
-        modules = _Modules(config, benchmark)
-        stop = benchmark.start(config) if benchmark.start is not None and todo else None
+        if todo and not begun:  # (another run changed the save_dir since it was read)
+            start_up(config, benchmark, modules, resources)
         written = [0]
 
         def write(example: Example, episode) -> None:
@@ -765,8 +849,6 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
             run_examples(todo, config, benchmark, modules, write)
         finally:
             modules.close()
-            if stop is not None:
-                stop()
         wanted = {example.id for example in examples}
         records = [record for record in store.records() if record["id"] in wanted]
     metrics = summarise(records, benchmark, config)

@@ -26,12 +26,15 @@ and MindAct's aggregates per split (``splits``).
 ``--oracle gold`` grounds each step with the gold action (Query = the gold element's text,
 :mod:`eval.mind2web.adapter`): the ceiling the candidate pool (top ``--top_k`` of the ranker) and
 the ranker leave. ``--ranker_model`` takes a sentence-transformers cross-encoder (e.g.
-osunlp/MindAct_CandidateGeneration_deberta-v3-base); BM25 otherwise.
+osunlp/MindAct_CandidateGeneration_deberta-v3-base); BM25 otherwise. The model is checked when the
+flags are read and loaded once before the first task: a model that cannot be used ends the run in one
+line before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +43,7 @@ from typing import Any, Sequence
 from eval.mind2web.data import SPLITS, Task, load_tasks
 from eval.mind2web.metrics import StepScore, aggregate, score_step
 from eval.mind2web.protocol import StepLevelProtocol, candidate_pool
-from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example
+from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example, check_ranker_spec, load_ranker
 from lumos.tools.web import (RANKER_KINDS, Ranker, WebActionError, WebActionResult, WebPage, make_ranker,
                              web_toolbox)
 
@@ -270,8 +273,21 @@ def configure(config: EvalConfig) -> Benchmark:
             config.prompt_style != "original" or extra["protocol"] != "step_level"):
         raise EvalSetupError("--scoring original counts what the released evaluation executed: it needs "
                              "--prompt_style original and --protocol step_level")
-    return make_benchmark(make_ranker(extra["ranker_model"], extra["ranker_kind"]), extra["top_k"], extra["splits"],
-                          per_split, extra["protocol"], extra["phrase_seed"])
+    model, kind = extra["ranker_model"], extra["ranker_kind"]
+    # the ranker builds every step's candidate pool: it runs with the modules and under --oracle gold
+    used = model is not None and kind != "bm25" and (config.oracle is not None
+                                                     or config.formulation.startswith("lumos_"))
+    if used:  # a missing or wrong model: one line now, not a failure at the first step
+        check_ranker_spec(model, "--ranker_model", kind)
+    ranker = make_ranker(model, kind)
+    benchmark = make_benchmark(ranker, extra["top_k"], extra["splits"], per_split, extra["protocol"],
+                               extra["phrase_seed"])
+
+    def start(config: EvalConfig) -> None:
+        """The ranker loaded once before the first task: a model that fails to load ends the run here."""
+        load_ranker(ranker, "--ranker_model", model)
+
+    return dataclasses.replace(benchmark, start=start) if used else benchmark
 
 
 BENCHMARK = make_benchmark(None, 50)  # its parts depend on its flags: ``configure`` builds the one that runs

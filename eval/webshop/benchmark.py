@@ -41,7 +41,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example
+from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example, check_ranker_spec, load_ranker
 from eval.webshop.adapter import DEFAULT_MAX_STEPS
 from eval.webshop.adapter import Episode as ShopEpisode
 from eval.webshop.adapter import replay, start_episode, step_episode, to_webshop_action
@@ -299,10 +299,14 @@ def configure(config: EvalConfig) -> Benchmark:
     config.max_steps = config.max_steps or DEFAULT_MAX_STEPS
     config.data_dir = config.data_dir or str(SAMPLE_DIR)
     ranker = config.extra.get("feature_ranker")
-    if config.prompt_style == "original" and ranker != "bm25" \
-            and importlib.util.find_spec("sentence_transformers") is None:
+    # the feature ranker scores FeatureRetrieve/Pick in the released loop only (not --oracle, cot or direct)
+    used = config.prompt_style == "original" and ranker != "bm25" and config.oracle is None \
+        and config.formulation.startswith("lumos_")
+    if used and importlib.util.find_spec("sentence_transformers") is None:
         raise EvalSetupError(f"--feature_ranker {ranker} needs sentence-transformers (pip install "
                              "sentence-transformers), or give --feature_ranker bm25")
+    if used:  # a missing or wrong model: one line now, not a tool error in every task
+        check_ranker_spec(ranker, "--feature_ranker", "cross_encoder")
     feature_ranker = make_ranker(None if ranker == "bm25" else ranker)
     scripted = None
     if config.oracle is not None:  # recorded actions: read (and checked) before anything is written
@@ -312,7 +316,12 @@ def configure(config: EvalConfig) -> Benchmark:
         scripted = read_actions_file(config.oracle)
     benchmark = make_benchmark(config.extra["feedback"], feature_ranker=feature_ranker,
                                goals=config.extra.get("goals", "human"), scripted=scripted)
-    return dataclasses.replace(benchmark, flags=own_flags)
+
+    def start(config: EvalConfig) -> None:
+        """The feature ranker loaded once before the first goal: a model that fails to load ends the run here."""
+        load_ranker(feature_ranker, "--feature_ranker", ranker)
+
+    return dataclasses.replace(benchmark, flags=own_flags, start=start if used else None)
 
 
 # ``python -m eval.webshop.run_eval``: the runner's flags and WebShop's; configure builds the benchmark they ask for

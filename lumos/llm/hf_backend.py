@@ -30,18 +30,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import os
-import re
-import socket
 from pathlib import Path
 from typing import Any, Sequence
 
+from lumos import hub
 from lumos.llm.base import DEFAULT_STOP, GenerationError, Generator, Usage, truncate_at_stop
 from lumos.llm.kv_cache import PrefixCache, block_hashes, default_max_tokens, greedy_generate, supports_prefix_cache
 
 MODEL_LAYOUT = ("a folder holding config.json, the tokenizer files (tokenizer.json or tokenizer.model, "
                 "tokenizer_config.json) and the weights (*.safetensors or pytorch_model*.bin)")
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 
 
 logger = logging.getLogger("lumos.llm.hf")
@@ -81,24 +78,6 @@ class ModelNotFoundError(FileNotFoundError):
     """A model that is neither a usable local folder nor reachable on the hub; the message is one line."""
 
 
-def _hub_reachable(timeout_s: float = 3.0) -> bool:
-    """A TCP connection to the hub (``HF_ENDPOINT``), or to the HTTPS proxy that would carry it, opens."""
-    import urllib.request
-    from urllib.parse import urlparse
-
-    endpoint = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
-    address = (endpoint.hostname or "", endpoint.port or (80 if endpoint.scheme == "http" else 443))
-    proxy = urllib.request.getproxies().get(endpoint.scheme or "https")
-    if proxy and not urllib.request.proxy_bypass(address[0]):
-        parsed = urlparse(proxy if "://" in proxy else "http://" + proxy)
-        address = (parsed.hostname or "", parsed.port or 80)
-    try:
-        with socket.create_connection(address, timeout=timeout_s):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
 def check_model_source(name_or_path: str | Path) -> None:
     """Fail fast, in one line, on a model that cannot load: a missing folder, a folder without a model,
     or a hub id that is not cached while the hub is off (``HF_HUB_OFFLINE``) or unreachable."""
@@ -110,7 +89,7 @@ def check_model_source(name_or_path: str | Path) -> None:
         return
     if path.exists():
         raise ModelNotFoundError(f"model {path} is a file: expected {MODEL_LAYOUT}")
-    if text.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(text):
+    if text.startswith((".", "/", "~")) or not hub.HUB_ID.fullmatch(text):
         raise ModelNotFoundError(f"model folder {path} does not exist: expected {MODEL_LAYOUT}")
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -119,12 +98,11 @@ def check_model_source(name_or_path: str | Path) -> None:
             return  # in the local hub cache: loads offline too
     except Exception:  # noqa: BLE001 - an odd id or cache layout: decide below as if not cached
         pass
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
     where = f"no folder {path} here and {text!r} is not in the Hugging Face cache"
-    if offline:
+    if hub.offline():
         raise ModelNotFoundError(f"model {text!r}: {where}, and HF_HUB_OFFLINE=1 keeps the hub off: "
                                  f"give {MODEL_LAYOUT}")
-    if not _hub_reachable():
+    if not hub.reachable():
         raise ModelNotFoundError(f"model {text!r}: {where}, and the hub cannot be reached (offline?): give "
                                  f"{MODEL_LAYOUT}, or set HF_HUB_OFFLINE=1 to use cached models only")
 

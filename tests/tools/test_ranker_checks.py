@@ -89,23 +89,30 @@ def test_a_hub_id_not_cached_is_refused_offline(monkeypatch):
     assert "HF_HUB_OFFLINE=1" in str(error.value)
 
 
-def test_a_hub_id_not_cached_is_refused_when_the_hub_cannot_be_reached(monkeypatch):
-    import lumos.llm.hf_backend as hf_backend
+@pytest.fixture
+def local_hub(monkeypatch):
+    """``HF_ENDPOINT`` on 127.0.0.1: ``up()`` makes it answer (a listening socket), else nothing listens."""
+    import socket
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(hf_backend, "_hub_reachable", lambda: False)
-    with pytest.raises(RankerModelError) as error:
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    yield lambda: listener.listen(1)
+    listener.close()
+
+
+def test_a_hub_id_not_cached_is_refused_when_the_hub_cannot_be_reached(local_hub):
+    with pytest.raises(RankerModelError) as error:  # bound, not listening: the connection is refused
         check_ranker_model("some-org/no-such-ranker-7f3a", "bi_encoder")
     assert "the hub cannot be reached" in _one_line(error)
 
 
-def test_a_hub_id_not_cached_will_be_downloaded_when_the_hub_answers(monkeypatch):
-    import lumos.llm.hf_backend as hf_backend
-
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(hf_backend, "_hub_reachable", lambda: True)
+def test_a_hub_id_not_cached_will_be_downloaded_when_the_hub_answers(local_hub):
+    local_hub()
     note = check_ranker_model("some-org/no-such-ranker-7f3a", "cross_encoder")
     assert "will be downloaded" in note
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from lumos import hub
 from lumos.jsonl import BadRecord, read_records
 
 _SPACE = re.compile(r"\s+")
@@ -157,14 +158,8 @@ RANKER_KINDS_LAYOUT = {
     "bi_encoder": "a sentence-transformers model: modules.json or config.json, its weights and tokenizer",
     "dpr": "a DPR reader: config.json, its weights and tokenizer",
 }
-_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
 _MODEL_FILES = ("config.json", "modules.json")  # one of them makes a folder a model
 _CONFIG_FILES = (*_MODEL_FILES, "config_sentence_transformers.json")
-
-
-def _hub_offline() -> bool:
-    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-               for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
 
 
 def _cached_files(hub_id: str) -> dict[str, Path]:
@@ -189,7 +184,7 @@ def _local_or_cached_files(name_or_path: str) -> dict[str, Path]:
     path = Path(str(name_or_path)).expanduser()
     if path.is_dir():
         return {name: path / name for name in _CONFIG_FILES if (path / name).is_file()}
-    if _HUB_ID.fullmatch(str(name_or_path)) and not path.exists():
+    if hub.HUB_ID.fullmatch(str(name_or_path)) and not path.exists():
         return _cached_files(str(name_or_path))
     return {}
 
@@ -275,19 +270,17 @@ def check_ranker_model(name_or_path: str, kind: str = "cross_encoder") -> str | 
         return None
     if path.exists():
         raise RankerModelError(f"{text} is a file: expected {expected}")
-    if not text or text.startswith((".", "/", "~")) or not _HUB_ID.fullmatch(text):
+    if not text or text.startswith((".", "/", "~")) or not hub.HUB_ID.fullmatch(text):
         raise RankerModelError(f"no such folder {text}: expected {expected}")
     cached = _cached_files(text)
     if any(name in cached for name in _MODEL_FILES):
         _check_model_config(cached, kind, f"{text!r} (cached)")
         return None
     where = f"no folder {text} here and {text!r} is not in the local Hugging Face cache"
-    if _hub_offline():
+    if hub.offline():
         raise RankerModelError(f"{where}, and HF_HUB_OFFLINE=1 keeps the hub off: give a local folder or a "
                                f"cached hub id ({expected})")
-    from lumos.llm.hf_backend import _hub_reachable
-
-    if not _hub_reachable():
+    if not hub.reachable():
         raise RankerModelError(f"{where}, and the hub cannot be reached (offline?): give a local folder or a "
                                f"cached hub id ({expected})")
     return "not in the local Hugging Face cache: it will be downloaded from the hub when the run starts"

@@ -568,12 +568,11 @@ def make_protocol(config: EvalConfig, benchmark: Benchmark):
                         formulation=config.formulation.removeprefix("lumos_"))
 
 
-def streams(config: EvalConfig, benchmark: Benchmark, modules: _Modules) -> bool:
-    """Whether examples run through one agent loop that hands over each episode as it ends (see run_examples):
-    the lumos formulations on a protocol with independent tasks (the released one runs batch by batch)."""
+def agent_loop(config: EvalConfig, benchmark: Benchmark) -> bool:
+    """Whether the examples run through the plan -> ground -> execute loop (a lumos formulation, no oracle,
+    no loop of the benchmark's own)."""
     return (config.formulation.startswith("lumos_") and config.oracle is None and benchmark.loop is None
-            and not (config.prompt_style == "original" and benchmark.original_loop is not None)
-            and modules.protocol().tasks_independent)
+            and not (config.prompt_style == "original" and benchmark.original_loop is not None))
 
 
 def run_examples(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules,
@@ -583,14 +582,14 @@ def run_examples(examples: list[Example], config: EvalConfig, benchmark: Benchma
     The lumos agent loop gets every example at once with at most ``--active_tasks`` in progress: a task
     that ends is written at once and its place taken by the next, so every module call stays full (a
     local model's continuous batching refills its ``--eval_batch_size`` rows from the waiting prompts)
-    instead of each batch running as long as its slowest task. Everything else runs batch by batch.
+    instead of each batch running as long as its slowest task. Everything else, the released protocol
+    (its tasks depend on each other) included, runs batch by batch.
     """
-    if streams(config, benchmark, modules):
-        by_id = {str(example.id): example for example in examples}
-        active = config.active_tasks or 4 * config.eval_batch_size
-        make_agent(examples, config, benchmark, modules).run(
-            [(example.id, example.question) for example in examples], active=active,
-            on_done=lambda episode: on_done(by_id[episode.id], episode))
+    if not examples:
+        return  # nothing left to run: no model is loaded
+    if agent_loop(config, benchmark) and modules.protocol().tasks_independent:
+        run_agent(examples, config, benchmark, modules, active=config.active_tasks or 4 * config.eval_batch_size,
+                  on_done=on_done)
         return
     for start in range(0, len(examples), config.eval_batch_size):
         batch = examples[start:start + config.eval_batch_size]
@@ -598,21 +597,25 @@ def run_examples(examples: list[Example], config: EvalConfig, benchmark: Benchma
             on_done(example, episode)
 
 
-def make_agent(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules):
-    """The plan -> ground -> execute loop for ``examples`` (their own toolboxes where the benchmark has them)."""
+def run_agent(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules, *,
+              active: int | None = None, on_done: Callable[[Example, Any], None] | None = None) -> list:
+    """The plan -> ground -> execute loop over ``examples`` (their own toolboxes where the benchmark has them);
+    see ``lumos.agent.Agent.run`` for ``active`` and ``on_done``."""
     from lumos.agent import Agent
 
     domain = benchmark.domain
-    by_id = {example.id: example for example in examples}
+    by_id = {str(example.id): example for example in examples}
     own_toolboxes = benchmark.task_toolbox is not None
-    return Agent(modules.generator(module_spec(config, domain, "plan")),
-                 modules.generator(module_spec(config, domain, "ground")),
-                 None if own_toolboxes else modules.make_toolbox(),
-                 domain=domain, formulation=config.formulation.removeprefix("lumos_"),
-                 max_steps=config.max_steps, protocol=modules.protocol(),
-                 max_new_tokens=config.max_new_tokens, feedback=benchmark.feedback,
-                 task_toolbox=(lambda task_id, task: modules.example_toolbox(by_id[task_id]))
-                 if own_toolboxes else None)
+    agent = Agent(modules.generator(module_spec(config, domain, "plan")),
+                  modules.generator(module_spec(config, domain, "ground")),
+                  None if own_toolboxes else modules.make_toolbox(),
+                  domain=domain, formulation=config.formulation.removeprefix("lumos_"),
+                  max_steps=config.max_steps, protocol=modules.protocol(),
+                  max_new_tokens=config.max_new_tokens, feedback=benchmark.feedback,
+                  task_toolbox=(lambda task_id, task: modules.example_toolbox(by_id[task_id]))
+                  if own_toolboxes else None)
+    return agent.run([(example.id, example.question) for example in examples], active=active,
+                     on_done=None if on_done is None else lambda episode: on_done(by_id[episode.id], episode))
 
 
 def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark, modules: _Modules) -> list:
@@ -635,12 +638,12 @@ def run_batch(examples: list[Example], config: EvalConfig, benchmark: Benchmark,
                 continue
             episodes.append(execute_plan(example.id, example.question, plan, modules.example_toolbox(example)))
         return episodes
+    if agent_loop(config, benchmark):
+        return run_agent(examples, config, benchmark, modules)
     if config.formulation.startswith("lumos_"):
         if config.prompt_style == "original" and benchmark.original_loop is not None:
             return benchmark.original_loop(examples, config, modules)
-        if benchmark.loop is not None:
-            return benchmark.loop(examples, config, modules)
-        return make_agent(examples, config, benchmark, modules).run([(e.id, e.question) for e in examples])
+        return benchmark.loop(examples, config, modules)
     # cot / direct: the user turn is the bare question (docs/FORMAT.md §5)
     from lumos import prompts
     from lumos.agent import generator_eos
@@ -821,9 +824,10 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
         todo = [example for example in examples if example.id not in store]
         if todo and not begun:  # (another run changed the save_dir since it was read)
             start_up(config, benchmark, modules, resources)
-        written = [0]
+        written = 0
 
         def write(example: Example, episode) -> None:
+            nonlocal written
             record = episode.to_record()
             record["answer"] = example.answer
             if benchmark.score_episode is not None:
@@ -840,9 +844,9 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
             else:
                 record["scores"] = honest_scores(record["scores"], episode.status)
             store.append(record)
-            written[0] += 1
-            if not config.no_progress and (written[0] % config.eval_batch_size == 0 or written[0] == len(todo)):
-                print(f"[{benchmark.name}] {len(examples) - len(todo) + written[0]}/{len(examples)} done",
+            written += 1
+            if not config.no_progress and (written % config.eval_batch_size == 0 or written == len(todo)):
+                print(f"[{benchmark.name}] {len(examples) - len(todo) + written}/{len(examples)} done",
                       file=sys.stderr, flush=True)
 
         try:

@@ -71,6 +71,7 @@ class _TaskState:
     toolbox: Toolbox | None = None
     turn: PlanTurn | None = None  # the newest subgoal's reading, while it is grounded
     failed: str | None = None  # a failure the protocol lets the task run on after (ends it as tool_error)
+    position: int = 0  # in the input
 
 
 class _Entrants:
@@ -83,7 +84,6 @@ class _Entrants:
         self._start = start
         self._on_done = on_done
         self._entered: list[_TaskState] = []
-        self._positions = {id(state): k for k, state in enumerate(states)}
 
     def admit(self, count: int) -> list[_TaskState]:
         """Up to ``count`` waiting tasks, started."""
@@ -94,9 +94,6 @@ class _Entrants:
             admitted.append(state)
         self._entered += admitted
         return admitted
-
-    def index(self, state: _TaskState) -> int:
-        return self._positions[id(state)]
 
     def report(self, everyone: bool = False) -> None:
         """Hand every episode that ended since the last report to ``on_done``, in input order
@@ -109,7 +106,7 @@ class _Entrants:
             return
         self._entered = [state for state in self._entered if not state.episode.done]
         if self._on_done is not None:
-            for state in sorted(ended, key=self.index):
+            for state in sorted(ended, key=lambda state: state.position):
                 self._on_done(state.episode)
 
 
@@ -174,8 +171,8 @@ class Agent:
             raise ValueError(f"active must be at least 1, got {active}")
         states = [_TaskState(Episode(id=str(task_id), task=task, formulation=self.formulation),
                              [{"role": prompts.USER, "content": prompts.plan_task_prompt(task)}], [], {},
-                             time.perf_counter())
-                  for task_id, task in tasks]
+                             time.perf_counter(), position=k)
+                  for k, (task_id, task) in enumerate(tasks)]
         if active is None or not self.protocol.tasks_independent:
             active = max(1, len(states))
         entrants = _Entrants(states, self._start, on_done)
@@ -263,7 +260,7 @@ class Agent:
 
             def enter(count: int) -> None:
                 for state in entrants.admit(count):
-                    ask(plans, entrants.index(state))
+                    ask(plans, state.position)
 
             enter(active)
             while any(waiting.values()) or not group.idle:

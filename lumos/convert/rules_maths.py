@@ -138,9 +138,15 @@ def _balanced(expr: str) -> bool:
     return depth == 0
 
 
+def _without_annotations(text: str) -> str:
+    """A step's text as it reads: ``48/2 = <<48/2=24>>24 clips`` -> ``48/2 = 24 clips`` (GSM8K writes the
+    value after the annotation; where it does not, the annotation's value takes its place)."""
+    return _ANNOTATION.sub(lambda match: "" if text.startswith(match.group(2), match.end()) else match.group(2), text)
+
+
 def subgoal_text(step: GsmStep) -> str:
     """A subgoal phrased as an instruction: ``Calculate how many ...`` from the sub-question."""
-    source = step.question if step.question else _ANNOTATION.sub(r"\2", step.text)
+    source = step.question if step.question else _without_annotations(step.text)
     source = " ".join(source.split())
     if step.question:
         first = source.split(" ", 1)[0].lower()

@@ -25,3 +25,24 @@ def test_at_least_95_percent_converted_and_verified(tmp_path, shared_data, capsy
     assert all(record["reason"] and record["detail"] for record in failed)
     assert status == 0  # a few records have no arithmetic at all: reported as conversion failures, not fatal
     assert "converted and verified" in capsys.readouterr().out
+
+
+def test_plain_gsm8k_subgoals_read_as_the_solution_does(shared_data):
+    """A plain (non-socratic) GSM8K step writes the value after its annotation (``48/2 = <<48/2=24>>24``):
+    the subgoal keeps it once (``48/2 = 24``), never twice (``2424``)."""
+    import re
+
+    from lumos.convert.rules_maths import split_solution, subgoal_text
+
+    records = [json.loads(line) for line in (shared_data / "gsm8k" / "train.jsonl").open()][:300]
+    checked = 0
+    for record in records:
+        for step in split_solution(record["answer"]).steps:
+            text = subgoal_text(step)
+            assert "<<" not in text and ">>" not in text
+            for expression, value in re.findall(r"<<([^<>=]*)=([^<>]*)>>", step.text):
+                assert value + value not in text.replace(" ", "") or value * 2 in step.text.replace(" ", ""), text
+            checked += 1
+    assert checked > 500
+    first = split_solution(records[0]["answer"]).steps[0]
+    assert subgoal_text(first) == "Natalia sold 48/2 = 24 clips in May."

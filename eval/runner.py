@@ -280,18 +280,23 @@ def data_path(config: EvalConfig, benchmark: Benchmark) -> Path:
     return path / benchmark.data_file if path.is_dir() and benchmark.data_file else path
 
 
+def reads_benchmark_data(config: EvalConfig, benchmark: Benchmark) -> bool:
+    """Whether the examples come from the benchmark's data (``--data_dir``): always, except under ``--oracle``
+    naming converted annotations, which are then the examples (a benchmark's own oracle reads what ``--oracle``
+    names itself, its examples being the benchmark's data)."""
+    return config.oracle is None or config.oracle == GOLD_ORACLE or benchmark.oracle_loop is not None
+
+
 def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
     """The examples to evaluate; a missing or unreadable file is an :class:`EvalSetupError` naming it."""
-    if config.oracle is not None and benchmark.oracle_loop is not None:
-        path = data_path(config, benchmark)  # the benchmark's own oracle reads what --oracle names
-        examples = _load_benchmark(config, benchmark, path)
-    elif config.oracle == GOLD_ORACLE:
+    if reads_benchmark_data(config, benchmark):
         path = data_path(config, benchmark)
-        examples = _load_benchmark(config, benchmark, path)
-        if any(example.plan is None for example in examples):
+        examples = _load_benchmark(benchmark, path)
+        if config.oracle == GOLD_ORACLE and benchmark.oracle_loop is None \
+                and any(example.plan is None for example in examples):
             raise EvalSetupError(f"--oracle {GOLD_ORACLE}: {benchmark.name}'s data carries no gold actions; "
                                  "give converted annotations (docs/FORMAT.md §1)")
-    elif config.oracle is not None:
+    else:
         if not Path(config.oracle).is_file():
             raise EvalSetupError(f"--oracle {config.oracle}: no such file (converted annotations, docs/FORMAT.md §1)")
         path = Path(config.oracle)
@@ -299,9 +304,6 @@ def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
             examples = load_oracle(path)
         except (OSError, ValueError, UnicodeDecodeError) as error:
             raise EvalSetupError(one_line(error)) from error
-    else:
-        path = data_path(config, benchmark)
-        examples = _load_benchmark(config, benchmark, path)
     ids = [example.id for example in examples]
     if len(set(ids)) != len(ids):
         raise EvalSetupError(f"{path}: example ids are not unique: "
@@ -309,7 +311,7 @@ def load_examples(config: EvalConfig, benchmark: Benchmark) -> list[Example]:
     return examples[:config.max_num_examples] if config.max_num_examples else examples
 
 
-def _load_benchmark(config: EvalConfig, benchmark: Benchmark, path: Path) -> list[Example]:
+def _load_benchmark(benchmark: Benchmark, path: Path) -> list[Example]:
     if not (path.is_file() or (not benchmark.data_file and path.exists())):
         expected = f"should hold {benchmark.data_file} or be that file" if benchmark.data_file else \
             "should name the benchmark's data"
@@ -722,9 +724,7 @@ def run_settings(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
         values[name] = _model_setting(values[name])
     values["corpus"] = str(Path(config.corpus).resolve()) if config.corpus else None
     gold = config.oracle == GOLD_ORACLE
-    own_oracle = benchmark.oracle_loop is not None  # (its examples are the benchmark's data)
-    data_unused = config.oracle and not gold and not own_oracle
-    values["data"] = None if data_unused else fingerprint(data_path(config, benchmark))
+    values["data"] = fingerprint(data_path(config, benchmark)) if reads_benchmark_data(config, benchmark) else None
     values["oracle"] = config.oracle if gold else fingerprint(config.oracle) if config.oracle else None
     for name, value in sorted(config.extra.items()):
         if name not in _NOT_SETTINGS_EXTRA:

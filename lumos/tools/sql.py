@@ -279,6 +279,11 @@ def _binary(*names: str) -> str:
                         "(apt-get install mariadb-server, as setup.sh does) or give --db_url")
 
 
+def _tail(output: str) -> str:
+    """A program's output on one line, its last 300 characters (what a setup error quotes)."""
+    return " ".join(output.split())[-300:]
+
+
 def server_binary() -> str:
     """The MariaDB server program; :class:`SqlSetupError` in one line when it is not installed."""
     return _binary("mariadbd", "mysqld")
@@ -313,24 +318,27 @@ class MariaDBServer:
         return f"mysql://{READER}@localhost/?unix_socket={self.socket}"
 
     @property
-    def admin_url(self) -> str:
-        return f"mysql://{self._admin}@localhost/?unix_socket={self.socket}"
-
-    @property
     def _admin(self) -> str:
         return "root" if os.geteuid() == 0 else getpass.getuser()
 
     def start(self) -> "MariaDBServer":
         install, server = _binary("mariadb-install-db", "mysql_install_db"), server_binary()
-        client = _binary("mariadb", "mysql")
+        client, check = _binary("mariadb", "mysql"), _binary("mariadb-check", "mysqlcheck")
+        try:
+            self._start(install, server, client, check)
+        except SqlSetupError:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, install: str, server: str, client: str, check: str) -> None:
         self.folder = Path(tempfile.mkdtemp(prefix="lumos-mariadb-"))
         data, log = self.folder / "data", self.folder / "server.log"
         user = ["--user=" + self._admin] if os.geteuid() == 0 else []
         done = subprocess.run([install, "--no-defaults", f"--datadir={data}", "--skip-test-db",
                                "--auth-root-authentication-method=socket", *user], capture_output=True, text=True)
         if done.returncode != 0:
-            self.stop()
-            raise SqlSetupError(f"mariadb-install-db failed: {' '.join((done.stderr or done.stdout).split())[-300:]}")
+            raise SqlSetupError(f"mariadb-install-db failed: {_tail(done.stderr or done.stdout)}")
         self.process = subprocess.Popen(
             [server, "--no-defaults", f"--datadir={data}", f"--socket={self.socket}", "--skip-networking",
              f"--pid-file={self.folder / 'mysqld.pid'}", f"--log-error={log}", "--skip-log-bin",
@@ -342,7 +350,6 @@ class MariaDBServer:
         while not self._answers(client):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 tail = log.read_text(errors="replace")[-300:] if log.exists() else ""
-                self.stop()
                 raise SqlSetupError(f"the MariaDB server did not start: {' '.join(tail.split())}")
             time.sleep(0.2)
         setup = f"CREATE USER '{READER}'@'localhost'; GRANT SELECT, SHOW VIEW ON *.* TO '{READER}'@'localhost';"
@@ -351,34 +358,24 @@ class MariaDBServer:
         self._client(client, setup, "creating the read-only account")
         # Table statistics settled once, after loading and before any task: a background recalculation during
         # the run could change a query plan, and with it the row order of a query without ORDER BY.
-        check = subprocess.run([_binary("mariadb-check", "mysqlcheck"), "--no-defaults", f"--socket={self.socket}",
-                                f"--user={self._admin}", "--analyze", "--all-databases", "--silent"],
-                               capture_output=True, text=True)
-        if check.returncode != 0:
-            self.stop()
-            raise SqlSetupError(f"analysing the tables: {' '.join((check.stderr or check.stdout).split())[-300:]}")
-        return self
+        done = subprocess.run(self._command(check, "--analyze", "--all-databases", "--silent"),
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SqlSetupError(f"analysing the tables: {_tail(done.stderr or done.stdout)}")
+
+    def _command(self, program: str, *args: str) -> list[str]:
+        """``program`` (a client, mariadb-check) connecting as the admin through the private socket."""
+        return [program, "--no-defaults", f"--socket={self.socket}", f"--user={self._admin}", *args]
 
     def _client(self, client: str, sql: str, what: str) -> None:
-        done = subprocess.run([client, "--no-defaults", f"--socket={self.socket}", f"--user={self._admin}"],
-                              input=sql, capture_output=True, text=True)
+        done = subprocess.run(self._command(client), input=sql, capture_output=True, text=True)
         if done.returncode != 0:
-            self.stop()
-            raise SqlSetupError(f"{what}: {' '.join(done.stderr.split())[-300:]}")
+            raise SqlSetupError(f"{what}: {_tail(done.stderr)}")
 
     def _answers(self, client: str) -> bool:
         if not Path(self.socket).exists():
             return False
-        return subprocess.run([client, "--no-defaults", f"--socket={self.socket}", f"--user={self._admin}",
-                               "-e", "SELECT 1"], capture_output=True).returncode == 0
-
-    def databases(self) -> list[str]:
-        """The databases the dump created (what tasks may name)."""
-        client = _binary("mariadb", "mysql")
-        done = subprocess.run([client, "--no-defaults", f"--socket={self.socket}", f"--user={self._admin}",
-                               "-N", "-e", "SHOW DATABASES"], capture_output=True, text=True, check=True)
-        system = {"information_schema", "mysql", "performance_schema", "sys"}
-        return [name for name in done.stdout.split() if name not in system]
+        return subprocess.run(self._command(client, "-e", "SELECT 1"), capture_output=True).returncode == 0
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:

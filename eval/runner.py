@@ -230,6 +230,12 @@ def parse_config(benchmark: Benchmark, argv: Sequence[str] | None = None,
     return config
 
 
+def runs_tools(config: EvalConfig) -> bool:
+    """Whether the run executes actions with the domain's tools: under ``--oracle`` (gold actions) or a lumos
+    formulation (the modules' actions); cot and direct only generate."""
+    return bool(config.oracle) or config.formulation.startswith("lumos_")
+
+
 def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.ArgumentParser) -> None:
     for name in ("eval_batch_size", "active_tasks", "max_steps", "max_new_tokens"):
         if getattr(config, name) is not None and getattr(config, name) < 1:
@@ -256,7 +262,7 @@ def _validate(config: EvalConfig, benchmark: Benchmark, parser: argparse.Argumen
                 parser.error("give --model_name_or_path (a folder of modules) or both --planner and --grounder")
         elif config.model_name_or_path is None and config.planner is None:
             parser.error(f"--formulation {config.formulation} needs --model_name_or_path (the model)")
-    if lumos_domain(benchmark.domain).needs_knowledge and (config.oracle or config.formulation.startswith("lumos_")):
+    if lumos_domain(benchmark.domain).needs_knowledge and runs_tools(config):
         if config.corpus is None and not config.wikipedia:
             parser.error("complex QA tools need a knowledge source: --corpus FILE or --wikipedia")
         if config.corpus is not None and config.wikipedia:
@@ -425,8 +431,7 @@ def load_ranker(ranker: Any, flag: str, spec: str) -> Any:
 
 def uses_retriever(config: EvalConfig, benchmark: Benchmark) -> bool:
     """Whether the run ranks paragraphs with ``--retriever_model`` (complex QA's tools run)."""
-    return bool(config.retriever_model) and lumos_domain(benchmark.domain).needs_knowledge \
-        and bool(config.oracle or config.formulation.startswith("lumos_"))
+    return bool(config.retriever_model) and lumos_domain(benchmark.domain).needs_knowledge and runs_tools(config)
 
 
 def check_models(config: EvalConfig, benchmark: Benchmark) -> None:

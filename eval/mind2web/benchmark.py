@@ -43,7 +43,8 @@ from typing import Any, Sequence
 from eval.mind2web.data import SPLITS, Task, load_tasks
 from eval.mind2web.metrics import StepScore, aggregate, score_step
 from eval.mind2web.protocol import StepLevelProtocol, candidate_pool
-from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example, check_ranker_spec, load_ranker
+from eval.runner import (GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example, check_ranker_spec, load_ranker,
+                         runs_tools)
 from lumos.tools.web import (RANKER_KINDS, Ranker, WebActionError, WebActionResult, WebPage, make_ranker,
                              web_toolbox)
 
@@ -275,8 +276,7 @@ def configure(config: EvalConfig) -> Benchmark:
                              "--prompt_style original and --protocol step_level")
     model, kind = extra["ranker_model"], extra["ranker_kind"]
     # the ranker builds every step's candidate pool: it runs with the modules and under --oracle gold
-    used = model is not None and kind != "bm25" and (config.oracle is not None
-                                                     or config.formulation.startswith("lumos_"))
+    used = model is not None and kind != "bm25" and runs_tools(config)  # (another --oracle was refused above)
     if used:  # a missing or wrong model: one line now, not a failure at the first step
         check_ranker_spec(model, "--ranker_model", kind)
     ranker = make_ranker(model, kind)

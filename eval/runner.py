@@ -773,6 +773,11 @@ def prepare(config: EvalConfig, benchmark: Benchmark) -> tuple[list[Example], di
     return examples, settings
 
 
+def to_retry(record: dict) -> bool:
+    """Whether ``--retry_failed`` runs a saved episode again: it ended in generation_error (a server that was down)."""
+    return record.get("status") == "generation_error"
+
+
 def has_episodes_to_run(config: EvalConfig, examples: list[Example]) -> bool:
     """Whether the save_dir's predictions (read, not locked or repaired) leave an example to run."""
     from lumos.jsonl import SourceRecord, read_records
@@ -784,7 +789,7 @@ def has_episodes_to_run(config: EvalConfig, examples: list[Example]) -> bool:
     try:
         for record in read_records(predictions):
             if isinstance(record, SourceRecord) and "id" in record.data and not (
-                    config.retry_failed and record.data.get("status") == "generation_error"):
+                    config.retry_failed and to_retry(record.data)):
                 done.add(str(record.data["id"]))
     except OSError:
         return True
@@ -822,7 +827,7 @@ def evaluate(config: EvalConfig, benchmark: Benchmark) -> dict[str, Any]:
             store.clear()
             (save_dir / "metrics.json").unlink(missing_ok=True)
         elif config.retry_failed:
-            dropped = store.remove(lambda record: record.get("status") == "generation_error")
+            dropped = store.remove(to_retry)
             print(f"[{benchmark.name}] --retry_failed: {dropped} episode(s) that ended in generation_error run again",
                   file=sys.stderr, flush=True)
         write_run_info(save_dir, {"benchmark": benchmark.name, **asdict(config), "settings": settings})

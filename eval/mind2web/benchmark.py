@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -154,8 +153,7 @@ def make_benchmark(ranker: Ranker, top_k: int, splits: Sequence[str] = SPLITS, p
         for task in load_tasks(path, splits, per_split):
             example_id = f"{task.split}/{task.id}"
             tasks[example_id] = task
-            answer = gold_answer(task)  # the gold trace: what --oracle gold executes, step by step
-            examples.append(Example(id=example_id, question=task.task, answer=answer, plan=json.dumps(answer)))
+            examples.append(Example(id=example_id, question=task.task, answer=gold_answer(task)))
         return examples
 
     def step_level(examples: list[Example], config: EvalConfig, modules) -> list:

@@ -6,8 +6,20 @@ from __future__ import annotations
 import os
 import re
 import socket
+from pathlib import Path
 
 HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")  # "name" or "owner/name"
+
+
+def cached_file(hub_id: str, name: str) -> Path | None:
+    """The file ``name`` of the hub model ``hub_id`` in the local Hugging Face cache (no network), else None."""
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(hub_id, name)
+    except Exception:  # noqa: BLE001 - no huggingface_hub, an odd id or cache layout: as if not cached
+        return None
+    return Path(cached) if isinstance(cached, str) else None
 
 
 def offline() -> bool:

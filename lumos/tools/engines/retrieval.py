@@ -164,19 +164,8 @@ _CONFIG_FILES = (*_MODEL_FILES, "config_sentence_transformers.json")
 
 def _cached_files(hub_id: str) -> dict[str, Path]:
     """The model's config files found in the local Hugging Face cache (no network)."""
-    found = {}
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return found
-    for name in _CONFIG_FILES:
-        try:
-            cached = try_to_load_from_cache(hub_id, name)
-        except Exception:  # noqa: BLE001 - an odd id or cache layout: as if not cached
-            cached = None
-        if isinstance(cached, str):
-            found[name] = Path(cached)
-    return found
+    found = {name: hub.cached_file(hub_id, name) for name in _CONFIG_FILES}
+    return {name: path for name, path in found.items() if path is not None}
 
 
 def _local_or_cached_files(name_or_path: str) -> dict[str, Path]:
@@ -262,7 +251,7 @@ def check_ranker_model(name_or_path: str, kind: str = "cross_encoder") -> str | 
     text = str(name_or_path)
     path = Path(text).expanduser()
     if path.is_dir():
-        files = {name: path / name for name in _CONFIG_FILES if (path / name).is_file()}
+        files = _local_or_cached_files(text)
         if not any(name in files for name in _MODEL_FILES):
             raise RankerModelError(f"folder {text} holds no model (no config.json or modules.json): expected "
                                    f"{expected}")
@@ -270,7 +259,7 @@ def check_ranker_model(name_or_path: str, kind: str = "cross_encoder") -> str | 
         return None
     if path.exists():
         raise RankerModelError(f"{text} is a file: expected {expected}")
-    if not text or text.startswith((".", "/", "~")) or not hub.HUB_ID.fullmatch(text):
+    if not hub.HUB_ID.fullmatch(text):
         raise RankerModelError(f"no such folder {text}: expected {expected}")
     cached = _cached_files(text)
     if any(name in cached for name in _MODEL_FILES):

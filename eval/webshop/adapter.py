@@ -76,7 +76,12 @@ def step_episode(env: WebShopTextEnv, episode: Episode, action: Action | str,
 def replay(env: WebShopTextEnv, goal_index: int, actions: Iterable[Action | str],
            max_steps: int = DEFAULT_MAX_STEPS) -> Episode:
     """Run a scripted action sequence as one episode."""
-    episode = start_episode(env, goal_index)
+    return play(env, start_episode(env, goal_index), actions, max_steps)
+
+
+def play(env: WebShopTextEnv, episode: Episode, actions: Iterable[Action | str],
+         max_steps: int = DEFAULT_MAX_STEPS) -> Episode:
+    """Run a scripted action sequence in an episode already started on ``env``; returns that episode."""
     for action in actions:
         if episode.status != "running":
             break

@@ -44,7 +44,7 @@ from typing import Any, Callable
 from eval.runner import GOLD_ORACLE, Benchmark, EvalConfig, EvalSetupError, Example, check_ranker_spec, load_ranker
 from eval.webshop.adapter import DEFAULT_MAX_STEPS
 from eval.webshop.adapter import Episode as ShopEpisode
-from eval.webshop.adapter import replay, start_episode, step_episode, to_webshop_action
+from eval.webshop.adapter import play, start_episode, step_episode, to_webshop_action
 from lumos.format import Action
 from lumos.jsonl import BadRecord, read_records
 from lumos.tools.base import Tool, Toolbox, ToolError
@@ -220,10 +220,9 @@ def make_benchmark(feedback: str = "observation", ranker: Ranker | None = None,
 
         episodes = []
         for example in examples:
-            session = modules.example_toolbox(example).session
-            goal_index = session.episode.goal_index
-            shop_episode = session.episode = replay(session.env, goal_index, shop["scripted"].get(goal_index, []),
-                                                    config.max_steps)
+            session = modules.example_toolbox(example).session  # (its episode started on the goal)
+            shop_episode = play(session.env, session.episode, shop["scripted"].get(session.episode.goal_index, []),
+                                config.max_steps)
             episode = Episode(id=example.id, task=example.question, formulation="oracle")
             episode.end(shop_episode.status, shop_episode.error or None)
             episodes.append(episode)

@@ -10,7 +10,9 @@ class DefaultsHelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.option_strings and action.default is not argparse.SUPPRESS and "%(default)" not in text:
+        # a help text that already says "(default: ...)" is not told it twice
+        if (action.option_strings and action.default is not argparse.SUPPRESS and "%(default)" not in text
+                and "(default:" not in text):
             text += " (default: %(default)s)"
         return text.strip()
 

@@ -22,6 +22,4 @@ class ProductSearchEngine:
         self._index = BM25Index([product_document(p) for p in products])
 
     def search(self, keywords: str, k: int = 50) -> list[str]:
-        scores = self._index.scores(keywords.lower())
-        order = sorted(range(len(self.asins)), key=lambda index: -scores[index])
-        return [self.asins[index] for index in order[:k] if scores[index] > 0]
+        return [self.asins[index] for index, _ in self._index.top(keywords.lower(), k)]

@@ -93,12 +93,14 @@ def _tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 class BM25Index:
     """A bm25s index over ``texts`` (English stopwords out), built once; ``scores(query)`` gives one score per
-    text, all 0 when no query term is in the index. The corpus, the web ranker and WebShop search use it."""
+    text, all 0 when no query term is in the index; ``top(query, k)`` the best. The corpus, the web ranker and
+    WebShop search use it."""
 
-    def __init__(self, texts: Sequence[str] = (), *, k1: float = 1.5, b: float = 0.75, retriever=None):
+    def __init__(self, texts: Sequence[str] = (), *, k1: float = 1.5, b: float = 0.75, retriever=None,
+                 size: int | None = None):
         import bm25s
 
-        self.size = len(texts)
+        self.size = len(texts) if size is None else size
         if retriever is None:
             tokens = _tokenize(texts) if texts else []
             if any(tokens):
@@ -112,9 +114,7 @@ class BM25Index:
         """An index saved by :meth:`save` over ``size`` texts."""
         import bm25s
 
-        index = cls(retriever=bm25s.BM25.load(str(folder)))
-        index.size = size
-        return index
+        return cls(retriever=bm25s.BM25.load(str(folder)), size=size)
 
     def save(self, folder: str | os.PathLike) -> None:
         self.retriever.save(str(folder))
@@ -124,6 +124,12 @@ class BM25Index:
         if not tokens:
             return [0.0] * self.size
         return [float(score) for score in self.retriever.get_scores(tokens)]
+
+    def top(self, query: str, k: int) -> list[tuple[int, float]]:
+        """``(position, score)`` of the ``k`` best texts, best first (ties in text order), those scoring above 0."""
+        scores = self.scores(query)
+        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
+        return [(i, scores[i]) for i in best if scores[i] > 0]
 
 
 class Ranker(Protocol):
@@ -466,9 +472,7 @@ class LocalCorpus:
 
     def search(self, query: str, k: int = 5) -> list[tuple[Paragraph, float]]:
         self._ensure()
-        scores = self._retriever.scores(query)
-        best = sorted(range(len(scores)), key=lambda i: -scores[i])[:k]
-        return [(self._paragraphs[i], float(scores[i])) for i in best if scores[i] > 0]
+        return [(self._paragraphs[i], score) for i, score in self._retriever.top(query, k)]
 
     def find_page(self, query: str) -> str | None:
         """The exact title when one matches (case-insensitively), else the best paragraph's title."""

@@ -42,15 +42,31 @@ class CacheEntry:
     prompt_length: int  # ids[:prompt_length] was the prompt; the rest are reply tokens fed back
     last_used: int = 0
     hashes: list[int] = field(default_factory=list)  # chained hash of each whole block of ids
+    key: int | None = None  # its key in PrefixCache.entries
 
 
-def block_hashes(ids: Sequence[int], limit: int | None = None) -> list[int]:
-    hashes, previous = [], 0
-    end = len(ids) if limit is None else min(limit, len(ids))
-    for start in range(0, end - BLOCK + 1, BLOCK):
+def block_hashes(ids: Sequence[int], known: Sequence[int] = ()) -> list[int]:
+    """The chained hash of each whole block of ``ids``; ``known``: those of its first blocks, already
+    computed (``block_hashes`` of a prefix of ``ids``), continued from instead of hashed again."""
+    hashes = list(known)
+    previous = hashes[-1] if hashes else 0
+    for start in range(len(hashes) * BLOCK, len(ids) - BLOCK + 1, BLOCK):
         previous = hash((previous, tuple(ids[start:start + BLOCK])))
         hashes.append(previous)
     return hashes
+
+
+def stop_window(stop: Sequence[str]) -> int:
+    """How many generated tokens to decode to find any of ``stop`` (non-empty strings) at the reply's end:
+    a stop string of L characters spans at most 4L byte-level tokens, so decoding only that tail keeps
+    each step's check short however long the reply grows."""
+    return 4 * max((len(s) for s in stop), default=1) + 4
+
+
+def tail_has_stop(tokenizer: Any, tail: Any, stop: Sequence[str]) -> bool:
+    """Whether the decoded ``tail`` (token ids, at most ``stop_window(stop)`` of them) holds a stop string."""
+    text = tokenizer.decode(tail, skip_special_tokens=True)
+    return any(s in text for s in stop)
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int], start: int = 0) -> int:
@@ -97,15 +113,16 @@ class PrefixCache:
         return best, min(shared, len(ids) - 1)
 
     def store(self, ids: list[int], keys: list[Any], values: list[Any], prompt_length: int,
-              replaces: CacheEntry | None = None) -> None:
-        """Keep a conversation; ``replaces``: the entry it continued (dropped, the new one holds more)."""
+              replaces: CacheEntry | None = None, hashes: Sequence[int] = ()) -> None:
+        """Keep a conversation; ``replaces``: the entry it continued (dropped, the new one holds more);
+        ``hashes``: ``block_hashes`` of a prefix of ``ids`` (its prompt's), continued from."""
         if replaces is not None and replaces.prompt_length <= _common_prefix(replaces.ids, ids):
-            self._drop(self._key(replaces))
+            self._drop(replaces.key)
         if not ids or len(ids) > self.max_tokens:
             return
         key = self._next
         self._next += 1
-        entry = CacheEntry(ids, keys, values, prompt_length, self.calls, block_hashes(ids))
+        entry = CacheEntry(ids, keys, values, prompt_length, self.calls, block_hashes(ids, hashes), key)
         self.entries[key] = entry
         for value in entry.hashes:
             self._index.setdefault(value, set()).add(key)
@@ -118,13 +135,6 @@ class PrefixCache:
         for key in [k for k, e in self.entries.items() if self.calls - e.last_used >= self.max_idle_calls]:
             self._drop(key)
         self.calls += 1
-
-    def clear(self) -> None:
-        for key in list(self.entries):
-            self._drop(key)
-
-    def _key(self, entry: CacheEntry) -> int | None:
-        return next((k for k, e in self.entries.items() if e is entry), None)
 
     def _drop(self, key: int | None) -> None:
         entry = self.entries.pop(key, None) if key is not None else None
@@ -320,7 +330,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
     waiting = list(range(count) if order is None else order)
     keyword = _cache_keyword(model)
     stop = [s for s in stop if s]
-    window = 4 * max((len(s) for s in stop), default=1) + 4
+    window = stop_window(stop)
     generated: list[list[int]] = [[] for _ in range(count)]
     done = [False] * count
     reused: list[tuple[CacheEntry | None, int]] = [(None, 0)] * count
@@ -348,7 +358,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
             entry, n = reused[row]
             store.store(sequences[row] + generated[row][:fed], [k[b].index_select(1, index) for k in layer_keys],
                         [v[b].index_select(1, index) for v in layer_values], len(sequences[row]),
-                        replaces=entry if n else None)
+                        replaces=entry if n else None, hashes=hashes[row] if hashes else ())
 
     def record(batch_rows: Sequence[int]) -> None:
         """Append each batch row's new token (``tokens``) to its reply; mark rows that stop."""
@@ -362,8 +372,7 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
             if (eos_token_id is not None and token == eos_token_id) or len(generated[row]) >= max_new_tokens:
                 done[row] = True
             elif stop and may_end_stop(token):
-                text = tokenizer.decode(generated[row][-window:], skip_special_tokens=True)
-                done[row] = any(s in text for s in stop)
+                done[row] = tail_has_stop(tokenizer, generated[row][-window:], stop)
 
     def prefill(admit, counts, suffixes, layer_keys, layer_values, mask, position, tokens, run=True):
         """The cache, mask, inputs and positions of a pass admitting ``admit``: the running rows (``mask``
@@ -426,8 +435,10 @@ def greedy_generate(model: Any, tokenizer: Any, sequences: list[list[int]], stop
                 admit, waiting = waiting[:free], waiting[free:]
             if not admit and live and len(finished) == len(live):
                 break
-            layer_keys, layer_values = layers()
-            if finished and (admit or len(finished) * 4 >= len(live)):
+            drop = bool(finished) and (bool(admit) or len(finished) * 4 >= len(live))
+            if drop or admit:  # the decoding pass alone needs no layer tensors
+                layer_keys, layer_values = layers()
+            if drop:
                 keep(finished, layer_keys, layer_values)
                 stay = torch.tensor([b for b in range(len(live)) if not done[live[b]]], dtype=torch.long, device=device)
                 live = [row for row in live if not done[row]]

@@ -35,7 +35,8 @@ from typing import Any, Sequence
 
 from lumos import hub
 from lumos.llm.base import DEFAULT_STOP, GenerationError, Generator, Usage, truncate_at_stop
-from lumos.llm.kv_cache import PrefixCache, block_hashes, default_max_tokens, greedy_generate, supports_prefix_cache
+from lumos.llm.kv_cache import (PrefixCache, block_hashes, default_max_tokens, greedy_generate, stop_window,
+                                supports_prefix_cache, tail_has_stop)
 
 MODEL_LAYOUT = ("a folder holding config.json, the tokenizer files (tokenizer.json or tokenizer.model, "
                 "tokenizer_config.json) and the weights (*.safetensors or pytorch_model*.bin)")
@@ -119,9 +120,7 @@ def _stopping_criteria_class():
             self.stop = [s for s in stop if s]
             self.prompt_length = prompt_length
             self.done = [False] * batch_size
-            # A stop string of L characters spans at most 4L byte-level tokens; decoding only that
-            # tail keeps each step's check short however long the answer grows.
-            self.window = 4 * max((len(s) for s in self.stop), default=1) + 4
+            self.window = stop_window(self.stop)
 
         def __call__(self, input_ids, scores, **kwargs):
             import torch
@@ -129,8 +128,7 @@ def _stopping_criteria_class():
             start = max(self.prompt_length, input_ids.shape[1] - self.window)
             for row in range(input_ids.shape[0]):
                 if not self.done[row]:
-                    text = self.tokenizer.decode(input_ids[row, start:], skip_special_tokens=True)
-                    self.done[row] = any(s in text for s in self.stop)
+                    self.done[row] = tail_has_stop(self.tokenizer, input_ids[row, start:], self.stop)
             return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
     return StopStringsPerRow
@@ -239,14 +237,14 @@ class HFGenerator(Generator):
         """The token ids each prompt is generated from (BOS first only with ``add_special_tokens``)."""
         return self.tokenizer(list(prompts), add_special_tokens=self.add_special_tokens)["input_ids"]
 
-    def _sub_batches(self, lengths: Sequence[int], slack: int = 0) -> list[list[int]]:
+    def _sub_batches(self, lengths: Sequence[int]) -> list[list[int]]:
         """Prompt indices, longest first, in sub-batches of at most ``batch_size`` similar lengths
-        (within ``max_padding`` of the longest, or ``slack`` tokens of it)."""
+        (within ``max_padding`` of the longest)."""
         batches: list[list[int]] = []
         for index in sorted(range(len(lengths)), key=lambda i: lengths[i], reverse=True):
             current = batches[-1] if batches else None
             if (current is None or len(current) >= self.batch_size
-                    or lengths[index] + slack < (1.0 - self.max_padding) * lengths[current[0]]):
+                    or lengths[index] < (1.0 - self.max_padding) * lengths[current[0]]):
                 batches.append([index])
             else:
                 current.append(index)

@@ -286,16 +286,17 @@ def _handler_for(server: OpenAICompatibleServer):
                 return self._error(400, f"bad request body: {err}", param=err.param)
             except (ValueError, RecursionError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
                 return self._error(400, f"bad request body: not JSON ({type(err).__name__}: {err})")
-            fault = server._enter(_request_text(kind, body), self.headers.get("Authorization"))
+            text = _request_text(kind, body)
+            fault = server._enter(text, self.headers.get("Authorization"))
             try:
-                self._answer(kind, body, fault)
+                self._answer(kind, body, text, fault)
             except Exception as err:  # noqa: BLE001 - per-request boundary: one request's failure is its 500
                 self._error(500, f"generation failed: {type(err).__name__}: {err}"[:2000])
             finally:
                 server._leave()
 
-        def _answer(self, kind: str, body: dict[str, Any], fault: Fault | None) -> None:
-            factor = server.latency_factor(_request_text(kind, body))
+        def _answer(self, kind: str, body: dict[str, Any], text: str, fault: Fault | None) -> None:
+            factor = server.latency_factor(text)
             if server.latency_s:
                 time.sleep(server.latency_s * factor)
             if fault is not None:
@@ -309,22 +310,22 @@ def _handler_for(server: OpenAICompatibleServer):
                 if fault.kind == "delay":
                     time.sleep(fault.delay_s)
             results = server.generate(kind, body)
+            generated = sum(_count_tokens(r) for r in results if isinstance(r, str))
             if server.latency_per_token_s:  # outside the generation lock: waits overlap
-                generated = sum(_count_tokens(r) for r in results if isinstance(r, str))
                 time.sleep(server.latency_per_token_s * generated * factor)
             if fault is not None and fault.kind == "empty":
                 results = ["" for _ in results]
+                generated = 0
             for result in results:
                 if isinstance(result, GenerationError):
                     return self._error(400 if result.kind == "unscripted" else 500, str(result))
-            self._send_json(200, _completion_body(kind, body, results))
+            self._send_json(200, _completion_body(kind, body, results, _count_tokens(text), generated))
 
     return Handler
 
 
-def _completion_body(kind: str, body: dict[str, Any], texts: list[str]) -> dict[str, Any]:
-    prompt_tokens = _count_tokens(_request_text(kind, body))
-    completion_tokens = sum(_count_tokens(t) for t in texts)
+def _completion_body(kind: str, body: dict[str, Any], texts: list[str], prompt_tokens: int,
+                     completion_tokens: int) -> dict[str, Any]:
     if kind == "chat":
         choices = [{"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop",
                     "logprobs": None} for i, t in enumerate(texts)]

@@ -263,15 +263,18 @@ class OriginalMathsProtocol(OriginalProtocol):
         if failure is not None:
             raise StepFailed(failure)
 
-    def _value(self, call: ToolCall, value: str, results: dict[str, str]) -> str:
-        """A value as the original keeps it: the text after the first ``=`` of WolframAlpha's answer."""
+    def _values(self, call: ToolCall, results: dict[str, str]) -> list[str]:
+        """The call's values as the original keeps them: the text after the first ``=`` of WolframAlpha's answer."""
+        values = _split_values(call)
         if call.tool != "SolveEquation":
-            return value
+            return values
         try:
             query = original_substitute(call.args, results)  # what the original sends after ``Solve ``
         except KeyError:
             query = call.args
-        return f" {value}" if _HAS_UNKNOWN.search(query) else value  # ``x = 5`` -> `` 5``; ``110`` stays
+        if not _HAS_UNKNOWN.search(query):
+            return values  # ``110`` stays
+        return [f" {value}" for value in values]  # ``x = 5`` -> `` 5``
 
     def _run(self, call: ToolCall, toolbox: Toolbox, variables: dict[str, str],
              results: dict[str, str]) -> list[str] | None:
@@ -295,14 +298,13 @@ class OriginalMathsProtocol(OriginalProtocol):
         run_call(call, toolbox, variables)
         if call.error is not None:
             return None
-        values = [self._value(call, value, results) for value in _split_values(call)]
+        values = self._values(call, results)
         if len(values) < len(call.outputs):
             call.error = f"{len(values)} value(s) for {len(call.outputs)} result variable(s)"
             return None
         return values
 
 
-_ORIGINAL_VARIABLE = ORIGINAL_VARIABLE
 _ORIGINAL_FUNCTION = re.compile(r"R[0-9]+\(")
 # an equation or a letter: WolframAlpha's ``Solve`` answers ``x = ...`` (else the formula's plain value)
 _HAS_UNKNOWN = re.compile(r"[=A-Za-z]")
@@ -315,7 +317,7 @@ def original_substitute(args: str, results: dict[str, str]) -> str:
     equation as ``:(...):``; otherwise as it is. ``KeyError`` for a variable not in ``results``.
     """
     grouped = any(op in args for op in "*/+-^") and not _ORIGINAL_FUNCTION.search(args)
-    for name in _ORIGINAL_VARIABLE.findall(args):
+    for name in ORIGINAL_VARIABLE.findall(args):
         value = str(results[name])
         if grouped:
             value = f":({value}):" if "=" in value else f"({value})"

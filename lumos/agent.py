@@ -121,6 +121,8 @@ class Agent:
     trajectories for the same replies.
     """
 
+    STOP = ("\n",)  # each module's reply ends at its first newline
+
     def __init__(self, planner: Generator, grounder: Generator, toolbox: Toolbox | None, *, domain: str,
                  formulation: Formulation = "iterative", max_steps: int = 10,
                  feedback: FeedbackFunction | None = None, prompt_style: prompts.PromptStyle = "tulu",
@@ -247,8 +249,9 @@ class Agent:
 
         states = entrants.states
         with StreamGroup() as group:
-            plans = group.add(self.planner.completion_stream(stop=["\n"], max_new_tokens=self.max_new_tokens))
-            grounds = group.add(self.grounder.completion_stream(stop=["\n"], max_new_tokens=self.max_new_tokens))
+            stop, limit = list(self.STOP), self.max_new_tokens
+            plans = group.add(self.planner.completion_stream(stop=stop, max_new_tokens=limit))
+            grounds = group.add(self.grounder.completion_stream(stop=list(stop), max_new_tokens=limit))
             waiting: dict[Any, deque] = {plans: deque(), grounds: deque()}
             sent: dict[int, float] = {}
 
@@ -274,13 +277,13 @@ class Agent:
                 except Exception as error:  # noqa: BLE001 - a backend that fails whole still ends each task with a record
                     for state in states:  # every task, started or not, ends with this record
                         if not state.episode.done:
-                            _finish(state, "generation_error", f"{type(error).__name__}: {error}")
+                            _finish(state, "generation_error", _backend_failure(error))
                     entrants.report(everyone=True)
                     return
                 for stream, index, reply in finished:
                     state = states[index]
                     seconds = time.perf_counter() - sent.pop(index)
-                    reply = reply if isinstance(reply, GenerationError) else reply.strip()
+                    reply = _cleaned(reply)
                     if stream is plans:
                         if self._take_plan(state, reply, seconds):
                             self._ask_grounding(state)
@@ -434,13 +437,23 @@ class Agent:
             return [], 0.0
         started = time.perf_counter()
         try:
-            replies = generator.try_generate(texts, stop=["\n"], max_new_tokens=self.max_new_tokens)
+            replies = generator.try_generate(texts, stop=list(self.STOP), max_new_tokens=self.max_new_tokens)
         except Exception as error:  # noqa: BLE001 - a backend that fails whole still ends each task with a record
-            replies = [GenerationError(f"{type(error).__name__}: {error}") for _ in texts]
-        return [r if isinstance(r, GenerationError) else r.strip() for r in replies], time.perf_counter() - started
+            replies = [GenerationError(_backend_failure(error)) for _ in texts]
+        return [_cleaned(r) for r in replies], time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _cleaned(reply: str | GenerationError) -> str | GenerationError:
+    """A module's reply as the loop reads it: text without surrounding whitespace, an error as it is."""
+    return reply if isinstance(reply, GenerationError) else reply.strip()
+
+
+def _backend_failure(error: Exception) -> str:
+    """What a task records when the whole backend failed (every request of the call or stream)."""
+    return f"{type(error).__name__}: {error}"
 
 
 def _describe(error: Exception, limit: int = 2000) -> str:

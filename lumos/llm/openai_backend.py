@@ -229,10 +229,8 @@ class RequestStream:
             except queue.Empty:
                 break
             self._ready.append(self._take(item))
-        self._store_answers()
         done, self._ready = self._ready, []
-        if self._bar is not None:
-            self._bar.update(len(done))
+        self._handed_out(len(done))
         return done
 
     def close(self) -> None:
@@ -318,6 +316,12 @@ class RequestStream:
             self._generator._cache.put_many(self._to_store)
         self._to_store = []
 
+    def _handed_out(self, count: int) -> None:
+        """``count`` replies were returned to the caller: cache the new answers, advance the progress bar."""
+        self._store_answers()
+        if self._bar is not None:
+            self._bar.update(count)
+
 
 class _GroupInbox:
     """Where a grouped stream's finished requests go: the group's one queue, marked with the stream."""
@@ -376,9 +380,7 @@ class StreamGroup:
                 break
             done.append((stream, *stream._take(item)))
         for stream in self.streams:
-            stream._store_answers()
-            if stream._bar is not None:
-                stream._bar.update(sum(1 for owner, _, _ in done if owner is stream))
+            stream._handed_out(sum(1 for owner, _, _ in done if owner is stream))
         return done
 
     def close(self) -> None:

@@ -100,25 +100,6 @@ class OriginalShapeGenerator(Generator):
             del model
 
 
-class ReloadingGenerator(Generator):
-    """The earlier baseline's model handling: ``from_pretrained`` on every call (one question), then thrown away."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.usage = Usage()
-        self.eos = "</s>"
-
-    def try_generate(self, prompts, *, stop=None, max_new_tokens=256):
-        from lumos.llm.hf_backend import HFGenerator
-
-        model = HFGenerator.from_pretrained(self.path, batch_size=1, kv_cache_tokens=0, **LOAD)
-        count_passes(model.model)
-        try:
-            return model.try_generate(prompts, stop=stop, max_new_tokens=max_new_tokens)
-        finally:
-            del model
-
-
 class Recording(Generator):
     """Passes calls through and keeps every ``prompt -> reply`` (the served part replays them)."""
 
@@ -406,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  same trajectories as ours: batch by batch {agreement(batched, ours)}, without KV cache "
                   f"{agreement(today, ours)}, original shape {agreement(original, ours)}")
             if args.one_at_a_time:
-                one_planner, one_grounder = ReloadingGenerator(plan_path), ReloadingGenerator(ground_path)
+                # the earlier baseline: the model reloaded on every call (one question), each prompt alone
+                one_planner, one_grounder = OriginalShapeGenerator(plan_path, 1), OriginalShapeGenerator(ground_path, 1)
                 single_agent = Agent(one_planner, one_grounder, toolbox, **options)
                 single, single_s = timed("one question at a time (reload per round)",
                                          lambda: [single_agent.run([task])[0] for task in tasks])

@@ -71,22 +71,23 @@ def make_benchmark() -> Benchmark:
         try:
             require_driver()
             if not config.extra.get("db_url"):
-                if not dump_file(config).is_file():
-                    raise EvalSetupError(f"--db_dump {dump_file(config)}: no such file (InterCode's {DUMP_FILE}); "
+                dump = dump_file(config)
+                if not dump.is_file():
+                    raise EvalSetupError(f"--db_dump {dump}: no such file (InterCode's {DUMP_FILE}); "
                                          "or give --db_url")
                 server_binary()
         except SqlSetupError as error:
             raise EvalSetupError(str(error)) from None
         return BENCHMARK
 
-    def start(config: EvalConfig) -> Callable[[], None]:
+    def start(config: EvalConfig) -> Callable[[], None] | None:
         if config.extra.get("db_url"):
             try:
                 check_connection(config.extra["db_url"])
             except SqlSetupError as error:
                 raise EvalSetupError(f"--db_url: {error}") from None
             run["url"] = config.extra["db_url"]
-            return lambda: None
+            return None  # the --db_url server is not this run's to stop
         server = MariaDBServer(dump_file(config))
         try:
             server.start()

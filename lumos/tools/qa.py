@@ -31,12 +31,11 @@ from lumos.format import ORIGINAL_VARIABLE, VARIABLE_IN_TEXT
 from lumos.llm.base import ChatGenerator, GenerationError, Generator
 from lumos.tools.base import ToolError, Toolbox
 from lumos.tools.engines.retrieval import (KnowledgeSource, LocalCorpus, PageLookup, RetrievalError, WikipediaAPI,
-                                   make_ranker, one_line, rank_passages)
+                                   BM25Ranker, make_ranker, one_line, rank_passages)
 from lumos.tools.maths import maths_toolbox
 from lumos.vocabulary import COMPLEX_QA
 
 PAGE = re.compile(r"WikipediaPage\((.*)\)", re.DOTALL)
-_VARIABLE = VARIABLE_IN_TEXT
 _QUERY_MARK = re.compile(r",\s*(?:Query|Question):\s*", re.IGNORECASE)
 NO_ANSWER = "No answer"
 
@@ -62,7 +61,7 @@ def context_variables(context: str) -> list[str]:
     if inner.startswith("[") and inner.endswith("]"):
         inner = inner[1:-1]
     names = [name.strip() for name in inner.split(",") if name.strip()]
-    bad = [name for name in names if not _VARIABLE.fullmatch(name)]
+    bad = [name for name in names if not VARIABLE_IN_TEXT.fullmatch(name)]
     if bad:
         raise ToolError(f"context must name variables like R2, got {', '.join(map(repr, bad))}")
     return names
@@ -70,7 +69,7 @@ def context_variables(context: str) -> list[str]:
 
 def substitute_variables(text: str, variables: Mapping[str, str]) -> str:
     """``"Is R3 more than R6?"`` with their values put in (unknown names stay as written)."""
-    return _VARIABLE.sub(lambda m: variables.get(m.group(0), m.group(0)), text)
+    return VARIABLE_IN_TEXT.sub(lambda m: variables.get(m.group(0), m.group(0)), text)
 
 
 class NoKnowledgeSource:
@@ -209,7 +208,6 @@ YES_NO_SUFFIX = " Must answer yes/no."
 TITLE_SEPARATOR = "***"  # "<title> *** <sentence>" in KnowledgeQuery's list
 SENTENCE_SEPARATOR = "*****"  # between sentences of a fetched page
 ORIGINAL_QA_MAX_TOKENS = 100
-_ORIGINAL_VARIABLE = ORIGINAL_VARIABLE  # the original's findvariables: no word boundary
 _MATH_OPERATORS = ("*", "/", "+", "-", "^", "=", "<", ">")
 
 Flavour = Literal["hotpotqa", "strategyqa"]
@@ -315,7 +313,7 @@ class OriginalQAExecutor:
 
     def _knowledge_query(self, args: str, results: Mapping[str, Any], context: ActionContext) -> list[str]:
         query = args
-        for variable in _ORIGINAL_VARIABLE.findall(args):
+        for variable in ORIGINAL_VARIABLE.findall(args):  # the original's findvariables: no word boundary
             query = query.replace(variable, str(results[variable]))
         page = self._lookup(query)
         if not page.candidates:
@@ -329,7 +327,7 @@ class OriginalQAExecutor:
 
     def _paragraph_retrieve(self, args: str, results: Mapping[str, Any], context: ActionContext) -> str:
         question = args.split(", Query: ")[1]
-        entries = results[_ORIGINAL_VARIABLE.findall(args)[0]]
+        entries = results[ORIGINAL_VARIABLE.findall(args)[0]]
         if isinstance(entries, str):
             raise _Swallowed("ParagraphRetrieve over text, not a KnowledgeQuery list")
         titles = [entry.split(TITLE_SEPARATOR)[0].strip() for entry in entries]
@@ -366,7 +364,7 @@ class OriginalQAExecutor:
 
     def _calculator(self, args: str, results: Mapping[str, Any], context: ActionContext) -> str | None:
         formula = args
-        for variable in _ORIGINAL_VARIABLE.findall(args):
+        for variable in ORIGINAL_VARIABLE.findall(args):
             formula = formula.replace(variable, str(results[variable]) + ".")
         for operator in _MATH_OPERATORS:
             formula = formula.replace(operator, "")
@@ -400,7 +398,7 @@ class OriginalQAExecutor:
         (ties ordered as the original's ``np.argsort(scores)[-k:][::-1]`` orders them)."""
         import numpy as np
 
-        ranker = self.tools.ranker or _default_ranker()
+        ranker = self.tools.ranker or BM25Ranker()
         if getattr(ranker, "uses_titles", False):
             scores = ranker.scores(question, list(texts), titles=list(titles) if titles else None)
         else:
@@ -448,12 +446,6 @@ class OriginalQAExecutor:
             if "no answer" not in answer.lower():
                 return answer
         return "No answer."
-
-
-def _default_ranker():
-    from lumos.tools.engines.retrieval import BM25PassageRanker
-
-    return BM25PassageRanker()
 
 
 def original_executor(toolbox: Toolbox, flavour: Flavour) -> OriginalQAExecutor:

@@ -621,13 +621,10 @@ def make_ranker(spec: str | None):
     return DPRReaderRanker(model) if kind == "dpr" else DenseRanker(model)
 
 
-BM25PassageRanker = BM25Ranker  # BM25 over the handful of paragraphs of one ParagraphRetrieve call
-
-
 def rank_passages(query: str, passages: Sequence[str], ranker=None, k: int = 1) -> list[str]:
     """The ``k`` passages most relevant to ``query`` (stable: ties keep corpus order)."""
     if not passages:
         return []
-    scores = (ranker or BM25PassageRanker()).scores(query, passages)
+    scores = (ranker or BM25Ranker()).scores(query, passages)
     order = sorted(range(len(passages)), key=lambda i: -scores[i])
     return [passages[i] for i in order[:k]]

@@ -238,9 +238,10 @@ class JsonlStore:
         kept, removed = [], 0
         with open(self.path, encoding="utf-8") as handle:
             for line in handle:
-                if line.strip() and predicate(json.loads(line)):
+                record = json.loads(line) if line.strip() else None
+                if record is not None and predicate(record):
                     removed += 1
-                    self.done.discard(str(json.loads(line)[self.key]))
+                    self.done.discard(str(record[self.key]))
                 else:
                     kept.append(line)
         if removed:

@@ -164,10 +164,10 @@ def format_wolfram(value: Fraction | int | float, approximate: bool = False) -> 
         return str(value.numerator)
     if exact:
         return f"{'-' if value < 0 else ''}{abs(value.numerator)}/{value.denominator}"
-    whole_digits = len(str(abs(value.numerator) // value.denominator))
     if abs(value) < 1:
         places = WOLFRAM_DIGITS + _zeros_after_point(value)
     else:
+        whole_digits = len(str(abs(value.numerator) // value.denominator))
         places = max(WOLFRAM_DIGITS - whole_digits, 0)
     return _decimal(value, places)
 

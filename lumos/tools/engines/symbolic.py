@@ -90,8 +90,8 @@ def render(expr: sympy.Basic, style: str = "plain", approximate: bool = False) -
     if expr.is_number:
         if expr.is_real is False or (expr.is_real is None and sympy.im(expr.evalf()) != 0):
             real, imaginary = (sympy.nsimplify(part.evalf(15)) for part in expr.as_real_imag())
-            real_text, imaginary_text = (render(part, style, approximate) for part in (real, imaginary))
-            return f"{real_text} + {imaginary_text}*I" if imaginary else real_text
+            real_text = render(real, style, approximate)
+            return f"{real_text} + {render(imaginary, style, approximate)}*I" if imaginary else real_text
         value = expr.evalf(30)
         if value.is_infinite or value is sympy.nan:
             raise SymbolicError(f"the value {expr} is not finite")

@@ -21,7 +21,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any, Callable, Literal
 
-from lumos.vocabulary import COMPLEX_QA, MATHS, WEB_AGENT, ActionSpec, DomainVocabulary
+from lumos.vocabulary import COMPLEX_QA, MATHS, SQL, WEB_AGENT, DomainVocabulary
 
 Feedback = Literal["result", "completion"]
 
@@ -119,11 +119,7 @@ WEB_DOMAIN = Domain(
     gold_field="action_reprs", conversion_prompt="lumos.convert.llm_prompts:WEB_CONVERSION")
 # InterCode-SQL (an unseen task: no training data); its tools are in lumos/tools/sql.py.
 SQL_DOMAIN = Domain(
-    name="sql", toolbox_factory="lumos.tools.sql:sql_toolbox", training=False,
-    vocabulary=DomainVocabulary(
-        name="sql", description_order=("SQL",),
-        actions=(ActionSpec("SQL", ("query",),
-                            "Run the SQL query on the task's database and return the result rows"),)))
+    name="sql", vocabulary=SQL, toolbox_factory="lumos.tools.sql:sql_toolbox", training=False)
 
 DOMAINS: dict[str, Domain] = {d.name: d for d in (MATHS_DOMAIN, COMPLEX_QA_DOMAIN, WEB_DOMAIN, SQL_DOMAIN)}
 

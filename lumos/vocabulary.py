@@ -97,6 +97,11 @@ WEB_AGENT = DomainVocabulary(
     list_with_and=False,
 )
 
+SQL = DomainVocabulary(
+    name="sql",
+    actions=(ActionSpec("SQL", ("query",), "Run the SQL query on the task's database and return the result rows"),),
+    description_order=("SQL",),
+)
 
 
 def vocabulary(domain: str) -> DomainVocabulary:

@@ -16,6 +16,7 @@ re-registered as a plain string, strips the whitespace around it; the ids then r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -158,6 +159,10 @@ class SentencePieceChatTokenizer:
         self.eos_token = eos_token
         self.bos_token_id = bos_token_id
         self._processor = None
+        # the split at the special tokens, longest first; captured, so re.split keeps them (at odd indices)
+        self._special_split = re.compile(
+            "(" + "|".join(re.escape(token) for token in sorted(self.special_tokens, key=len, reverse=True)) + ")"
+        ) if self.special_tokens else None
 
     @classmethod
     def beside(cls, tokenizer: "PreTrainedTokenizerBase", name_or_path: str) -> "SentencePieceChatTokenizer | None":
@@ -190,11 +195,8 @@ class SentencePieceChatTokenizer:
 
     def __call__(self, text: str, add_special_tokens: bool = True, truncation: bool = False,
                  max_length: int | None = None, **_: Any) -> dict[str, list[int]]:
-        import re
-
         ids = [self.bos_token_id] if add_special_tokens else []
-        pattern = "(" + "|".join(re.escape(token) for token in sorted(self.special_tokens, key=len, reverse=True)) + ")"
-        pieces = re.split(pattern, text) if self.special_tokens else [text]
+        pieces = self._special_split.split(text) if self._special_split is not None else [text]
         for index, piece in enumerate(pieces):
             if index % 2:  # a special token (re.split puts the captured separators at odd indices)
                 ids.append(self.special_tokens[piece])

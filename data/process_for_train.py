@@ -243,16 +243,18 @@ def build_baseline(data_dir: Path, domain: str, formulation: str, compat: str = 
         raise SystemExit(f"error: --formulation {formulation} exists for {' and '.join(having)} only")
     if formulation == "cot" and spec.cot_from == "converted":
         paths, example = converted_files(data_dir, domain), _qa_cot_example
+        maths_solutions = False
     else:
         paths = raw_files(data_dir, domain, formulation)
         example = _RAW_EXAMPLES[spec.raw_records]
+        maths_solutions = spec.raw_records == "maths_solutions"  # (PRM800K's records among them)
     output = Output(data_dir / domain / "train_annots" / f"{domain}_{formulation}.jsonl", compat == "exact")
     prm_seen: Counter = Counter()
     for record in read_inputs(paths):
         if record.problem:
             output.skip(record, "bad_input", record.problem)
             continue
-        if example is _maths_example and isinstance(record.data.get("question"), dict):
+        if maths_solutions and isinstance(record.data.get("question"), dict):
             file = record.source.rsplit(":", 1)[0]
             prm_seen[file] += 1
             if prm_seen[file] > PRM_LIMIT:

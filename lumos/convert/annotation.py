@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lumos import prompts
-from lumos.domains import domain as lumos_domain, domain_names
+from lumos.domains import Domain, domain as lumos_domain, domain_names
 from lumos.format import matching_paren
 
 OUTPUT = "Output"
@@ -174,27 +174,13 @@ def web_subgoal_done(subgoal_line: str) -> str:
 # --------------------------------------------------------------------------- conversations
 
 
-@dataclass(frozen=True)
-class TrainingRules:
-    """How a domain's training conversations differ from the maths ones."""
-
-    actions_have_results: bool = True      # web actions end at their call
-    feedback_names_subgoal: bool = False   # web: "We have already <subgoal>." instead of a result
-    grounding_sees_results: bool = False   # complex_qa: later grounding turns list earlier results
+# Each training domain's rules for its conversations: the Domain's feedback (web: "We have already <subgoal>."
+# instead of a result), actions_have_results (web actions end at their call) and grounding_sees_results
+# (complex_qa: later grounding turns list earlier results).
+TRAINING_RULES = {name: lumos_domain(name) for name in domain_names(training=True)}
 
 
-def training_rules(name: str) -> TrainingRules:
-    """A registered domain's rules (``lumos.domains``)."""
-    spec = lumos_domain(name)
-    return TrainingRules(actions_have_results=spec.actions_have_results,
-                         feedback_names_subgoal=spec.feedback == "completion",
-                         grounding_sees_results=spec.grounding_sees_results)
-
-
-TRAINING_RULES = {name: training_rules(name) for name in domain_names(training=True)}
-
-
-def plan_conversation(task: str, subgoal_plan: str, rules: TrainingRules, formulation: str,
+def plan_conversation(task: str, subgoal_plan: str, rules: Domain, formulation: str,
                       numbering: OutputNumbering) -> list[dict[str, str]]:
     """The planning module's training conversation (``formulation``: iterative or onetime)."""
     subgoals = read_subgoal_plan(subgoal_plan)
@@ -206,7 +192,7 @@ def plan_conversation(task: str, subgoal_plan: str, rules: TrainingRules, formul
     for number, subgoal in enumerate(subgoals, start=1):
         _require_actions(number, subgoal)
         last = subgoal.action_lines[-1]
-        if rules.feedback_names_subgoal:
+        if rules.feedback == "completion":
             turn = prompts.subgoal_done_feedback(web_subgoal_done(subgoal.line))
         else:
             turn = prompts.executed_result_feedback(number, executed_result(last))
@@ -214,7 +200,7 @@ def plan_conversation(task: str, subgoal_plan: str, rules: TrainingRules, formul
     return prompts.plan_messages(task, lines, feedback)
 
 
-def ground_conversation(domain: str, task: str, subgoal_plan: str, rules: TrainingRules, formulation: str,
+def ground_conversation(domain: str, task: str, subgoal_plan: str, rules: Domain, formulation: str,
                         numbering: OutputNumbering) -> list[dict[str, str]]:
     """The grounding module's training conversation. Onetime answers keep ``Output`` as written;
     iterative answers have it renamed by ``numbering``."""

@@ -90,15 +90,10 @@ def check_model_source(name_or_path: str | Path) -> None:
         return
     if path.exists():
         raise ModelNotFoundError(f"model {path} is a file: expected {MODEL_LAYOUT}")
-    if text.startswith((".", "/", "~")) or not hub.HUB_ID.fullmatch(text):
+    if not hub.HUB_ID.fullmatch(text):  # (a path: "./x", "/x", "~/x" is no hub id)
         raise ModelNotFoundError(f"model folder {path} does not exist: expected {MODEL_LAYOUT}")
-    try:
-        from huggingface_hub import try_to_load_from_cache
-
-        if isinstance(try_to_load_from_cache(text, "config.json"), str):
-            return  # in the local hub cache: loads offline too
-    except Exception:  # noqa: BLE001 - an odd id or cache layout: decide below as if not cached
-        pass
+    if hub.cached_file(text, "config.json") is not None:
+        return  # in the local hub cache: loads offline too
     where = f"no folder {path} here and {text!r} is not in the Hugging Face cache"
     if hub.offline():
         raise ModelNotFoundError(f"model {text!r}: {where}, and HF_HUB_OFFLINE=1 keeps the hub off: "
